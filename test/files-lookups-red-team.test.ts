@@ -162,7 +162,7 @@ describe("lookups under an unlistable directory", () => {
   // very downgrade red team 37's finding 4 showed for the top directory, one level down.
   test(
     "attack: a subdirectory under the unlistable directory swapped (for an empty directory or a symlink) while its names are looked up does not bring a trojaned setuid helper in it below high",
-    { todo: "finding: check.ts compareBaseline lookUp / hash-file.ts directoryDescriptor — only the scanned unlistable directory is pinned and inode-checked; a looked-up subdirectory's names resolve through a descriptor opened later by name, never checked against the inode its own lookup found" },
+    {  },
     async () => {
       const problems: string[] = [];
       for (const swapIn of ["empty directory", "symlink"] as const) {
@@ -225,8 +225,7 @@ describe("lookups under an unlistable directory", () => {
   test(
     "attack: a file system mounted over the unlistable directory after the scan's lstat, with the same inode number, is not read as the directory the scan saw",
     {
-      skip: mountNamespaces ? false : "needs root and a private mount namespace (unshare -m)",
-      todo: "finding: check.ts compareBaseline lookUp — the pinned directory is judged the same by its inode number alone (`now.ino === under.ino`), not by device and inode, so a file system mounted over it during the compare passes",
+      skip: mountNamespaces ? false : "needs root and a private mount namespace (unshare -m)"
     },
     async () => {
       const { root } = sandbox();
@@ -430,8 +429,7 @@ describe("directory descriptors across scans in one process", () => {
   test(
     "attack: a compare that fails once its merge has begun leaves no directory descriptor open, and a later compare in the same process sees a replaced directory as it is",
     {
-      skip: mountNamespaces ? false : "runs in a child process (unshare -m)",
-      todo: "finding: compare.ts diffEntries / check.ts compareBaseline — the scan iterator is never return()ed when the baseline side throws, so scanTree's holdDirectories() stays held for the life of the process (descriptors leak; later scans read through stale directory descriptors)",
+      skip: mountNamespaces ? false : "runs in a child process (unshare -m)"
     },
     async () => {
       const { tree, baseline } = sandbox();
@@ -478,7 +476,7 @@ console.log(JSON.stringify({ leaked, helper: ratingsOf(r.findings, join(bin, "he
   test(
     "attack: a compare that starts while another runs in the same process examines a directory replaced since the first passed it as it is now",
     {
-      todo: "finding: hash-file.ts openDirs / scansRunning — the descriptor cache is process-global and keyed by path, so a scan started while another runs reads through the other's stale descriptors (per-scan caches needed)",
+      
     },
     async () => {
       const { tree, baseline } = sandbox();
@@ -578,8 +576,7 @@ console.log(JSON.stringify({ proc: fs.existsSync("/proc/self/fd"), recordedDepth
   test(
     "attack: without /proc, a setuid file planted at a path between 3,072 and 4,096 bytes is reported high, and the baseline records the tree to the bottom",
     {
-      skip: mountNamespaces ? false : "needs root and a private mount namespace to hide /proc",
-      todo: "finding: hash-file.ts systemPath/systemPathUnder — without /proc (DESCRIPTOR_PATHS false) a path over LONG_PATH is still routed through /proc/self/fd/N; its ENOENT reads as 'vanished' and the entry is left out of the baseline and the compare",
+      skip: mountNamespaces ? false : "needs root and a private mount namespace to hide /proc"
     },
     () => {
       const r = noProc();

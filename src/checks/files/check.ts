@@ -11,12 +11,13 @@ import { openInputFile } from "../input-file.ts";
 import type { BaselineHeader } from "./baseline-format.ts";
 import { BaselineReader, type BaselineIntegrity } from "./baseline-read.ts";
 import { baselineTempPath, writeBaselineFile } from "./baseline-write.ts";
-import { diffEntries, DIR_REPLACED } from "./compare.ts";
+import { diffEntries } from "./compare.ts";
 import type { RecordedBaseline } from "./records.ts";
 import { filesErrors } from "./errors.ts";
 import { FindingCollector, tapScan } from "./findings.ts";
-import { holdDirectories, type ScanFS } from "./hash-file.ts";
-import { DEFAULT_MAX_SCAN_BYTES, lookUpEntry, nodeScanFS, normaliseRoots, NOT_LISTED, scanTree, unexaminable, type ScanStats } from "./scan.ts";
+import type { ScanFS } from "./hash-file.ts";
+import { createNodeScanFS, DEFAULT_MAX_SCAN_BYTES, normaliseRoots, NOT_LISTED, scanTree, type ScanStats } from "./scan.ts";
+import { createLookUp } from "./look-up.ts";
 import { isWithin, type FileEntry } from "./entry.ts";
 
 export interface ScanTuning {
@@ -184,10 +185,13 @@ export async function compareBaseline(options: CompareBaselineOptions): Promise<
     // leftover or planted ".NAME.*.tmp" beside it is compared like any file.
     const baselinePath = resolve(options.baseline);
     const exclude = (p: string): boolean => p === baselinePath || excluded.some((x) => isWithin(p, x));
+    // One file system (and directory cache) for the scan and the lookups, so the directory pinned for them is the one
+    // the scan reached; another scan in this process has its own.
+    const fs = options.fs ?? createNodeScanFS();
     const scan = scanTree(roots, {
       ...limitsOf(options),
       concurrency: options.concurrency,
-      fs: options.fs,
+      fs,
       onProgress: options.onProgress,
       allowMissingRoots: true,
       exclude,
@@ -200,27 +204,19 @@ export async function compareBaseline(options: CompareBaselineOptions): Promise<
     // What the baseline recorded under a directory that cannot be listed now is looked up by name (compare.ts), every
     // read and retry of all lookups taken from one byte budget of their own, as large as the scan's.
     const budget = { remaining: options.maxScanBytes ?? DEFAULT_MAX_SCAN_BYTES };
-    const fs = options.fs ?? nodeScanFS;
-    // The directory the lookups go through is pinned (ScanFS.pin) and must be the one the scan saw: swapped after the
-    // scan's lstat (for a symlink to itself, or an empty directory), every lookup in it would fail or find nothing,
-    // and a setuid program trojaned there would read as unexaminable or removed.
-    const pin: { path: string | null; same: boolean } = { path: null, same: false };
-    const lookUp = async (path: string, under: FileEntry): Promise<FileEntry> => {
-      if (pin.path !== under.path) {
-        if (pin.path !== null) fs.unpin?.(pin.path);
-        const now = await (fs.pin ? fs.pin(under.path) : fs.lstat(under.path)).catch(() => null);
-        pin.path = under.path;
-        pin.same = now !== null && now.isDirectory() && now.ino.toString() === under.ino;
-      }
-      const entry = pin.same ? await lookUpEntry(path, { ...limitsOf(options), fs, budget }) : unexaminable(path, DIR_REPLACED);
-      if (entry.status !== "vanished" && entry.error !== NOT_LISTED) collector.addScanned(entry);
-      return entry;
-    };
-    const release = holdDirectories();
+    const lookups = createLookUp({
+      fs,
+      budget,
+      ...(options.maxFileBytes === undefined ? {} : { maxFileBytes: options.maxFileBytes }),
+      examined: (entry) => {
+        if (entry.status !== "vanished" && entry.error !== NOT_LISTED) collector.addScanned(entry);
+      },
+    });
+    const release = fs.hold?.() ?? ((): void => {});
     try {
-      for await (const event of diffEntries(inScope(reader.entries()), tapScan(scan, collector), roots, lookUp)) collector.addDiff(event);
+      for await (const event of diffEntries(inScope(reader.entries()), tapScan(scan, collector), roots, lookups.lookUp)) collector.addDiff(event);
     } finally {
-      if (pin.path !== null) fs.unpin?.(pin.path);
+      lookups.close();
       release();
     }
     collector.setIntegrity(reader.integrity, options.baseline);
@@ -229,6 +225,7 @@ export async function compareBaseline(options: CompareBaselineOptions): Promise<
     if (newer !== null) collector.setSuperseded(newer, options.baseline, header.createdAt);
     return { header, roots, integrity: reader.integrity, totals: { ...collector.totals }, findings: collector.findings() };
   } finally {
-    stream.destroy();
+    // Closed before the compare returns or throws: a caller that runs compares on a schedule keeps no descriptor.
+    if (!stream.closed) await new Promise<void>((resolve) => stream.once("close", () => resolve()).destroy());
   }
 }

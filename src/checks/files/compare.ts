@@ -163,24 +163,30 @@ export async function* diffEntries(
     if (e.type === "dir" && (found.status === "vanished" || (found.type !== "unknown" && found.type !== "dir"))) gone = e.path;
     return found;
   };
-  while (b !== null || c !== null) {
-    const order = b === null ? 1 : c === null ? -1 : comparePaths(b.path, c.path);
-    if (order < 0 && b !== null) {
-      const found = await lookedUp(b);
-      if (found === null || found.status === "vanished") yield { kind: "removed", path: b.path, before: b, after: null, changes: [], content: true };
-      else {
-        const event = pairEvent(b, found);
+  // Both sides are closed however the merge ends (a baseline line that throws, a consumer that stops): a scan left
+  // suspended would keep its directories open, and its descriptors stale, for the life of the process.
+  try {
+    while (b !== null || c !== null) {
+      const order = b === null ? 1 : c === null ? -1 : comparePaths(b.path, c.path);
+      if (order < 0 && b !== null) {
+        const found = await lookedUp(b);
+        if (found === null || found.status === "vanished") yield { kind: "removed", path: b.path, before: b, after: null, changes: [], content: true };
+        else {
+          const event = pairEvent(b, found);
+          if (event !== null) yield event;
+        }
+        b = await nextB();
+      } else if (order > 0 && c !== null) {
+        yield { kind: "added", path: c.path, before: null, after: c, changes: [], content: true };
+        await advanceC();
+      } else if (b !== null && c !== null) {
+        const event = pairEvent(b, c);
         if (event !== null) yield event;
+        b = await nextB();
+        await advanceC();
       }
-      b = await nextB();
-    } else if (order > 0 && c !== null) {
-      yield { kind: "added", path: c.path, before: null, after: c, changes: [], content: true };
-      await advanceC();
-    } else if (b !== null && c !== null) {
-      const event = pairEvent(b, c);
-      if (event !== null) yield event;
-      b = await nextB();
-      await advanceC();
     }
+  } finally {
+    await Promise.allSettled([cIt.return?.(), bIt.return?.()]);
   }
 }

@@ -43,6 +43,11 @@ export interface FileEntry {
    * version 1 baseline, which predates the field.
    */
   mount?: boolean;
+  /**
+   * The device it was found on, decimal, in memory only: never written to a baseline (device numbers change across
+   * boots). With `ino` it says which directory a compare's lookups must go through (check.ts).
+   */
+  dev?: string;
 }
 
 /**

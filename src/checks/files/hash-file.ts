@@ -28,6 +28,8 @@ export interface ScanFS {
    */
   pin?(dir: string): Promise<BigIntStats>;
   unpin?(dir: string): void;
+  /** Keeps the directories this file system opens open until the returned function is called (a scan or compare). */
+  hold?(): () => void;
 }
 
 function fdFile(fd: number): OpenFile {
@@ -108,123 +110,147 @@ const MAX_OPEN_DIRS = 256;
  */
 const O_PATH = process.platform === "linux" && ["x64", "arm64", "arm", "ia32", "riscv64", "ppc64", "s390x", "loong64"].includes(process.arch) ? 0o10000000 : 0;
 const DIR_FLAGS = (O_PATH !== 0 ? O_PATH : constants.O_RDONLY) | constants.O_DIRECTORY | constants.O_NOFOLLOW;
-const openDirs = new Map<string, number>();
-/** Directories pinDirectory keeps open: never closed to make room, so what their names resolve through stays put. */
-const pinnedDirs = new Set<string>();
-let scansRunning = 0;
+/** Whether directories can be reached through their descriptors (`/proc` is mounted: Linux). */
+const DESCRIPTOR_PATHS = existsSync("/proc/self/fd");
 
 function lastSlash(path: string): number {
   const at = path.lastIndexOf("/");
   return at <= 0 ? 0 : at;
 }
 
-/** An open descriptor of the directory `dir` (a path longer than LONG_PATH, or its ancestors). */
-function directoryDescriptor(dir: string): number {
-  const held = openDirs.get(dir);
-  if (held !== undefined) {
-    openDirs.delete(dir);
-    openDirs.set(dir, held);
-    return held;
+/**
+ * The directories one file-system instance (createNodeScanFS) reaches names through. Each instance has its own: a
+ * scan started while another runs in the same process must not resolve names through the other's descriptors, opened
+ * on directories that may have been replaced since.
+ */
+class DirectoryCache {
+  readonly #open = new Map<string, number>();
+  /** Directories pinned (ScanFS.pin): never closed to make room, so what their names resolve through stays put. */
+  readonly #pinned = new Set<string>();
+  #holds = 0;
+
+  /** An open descriptor of the directory `dir` (a path longer than LONG_PATH, or its ancestors). */
+  #descriptor(dir: string): number {
+    const held = this.#open.get(dir);
+    if (held !== undefined) {
+      this.#open.delete(dir);
+      this.#open.set(dir, held);
+      return held;
+    }
+    const at = lastSlash(dir);
+    const fd = openSync(dir === "/" ? "/" : this.#under(dir.slice(0, at) || "/", dir.slice(at + 1)), DIR_FLAGS);
+    this.#open.set(dir, fd);
+    if (this.#open.size > MAX_OPEN_DIRS) {
+      for (const [oldest, oldFd] of this.#open) {
+        if (this.#pinned.has(oldest)) continue;
+        this.#open.delete(oldest);
+        closeSync(oldFd);
+        break;
+      }
+    }
+    return fd;
   }
-  const at = lastSlash(dir);
-  const fd = openSync(dir === "/" ? "/" : systemPathUnder(dir.slice(0, at) || "/", dir.slice(at + 1)), DIR_FLAGS);
-  openDirs.set(dir, fd);
-  if (openDirs.size > MAX_OPEN_DIRS) {
-    for (const [oldest, oldFd] of openDirs) {
-      if (pinnedDirs.has(oldest)) continue;
-      openDirs.delete(oldest);
-      closeSync(oldFd);
-      break;
+
+  /** `name` under `dir`: the plain path when short (and no scan holds directories), else through dir's descriptor. */
+  #under(dir: string, name: string): string | Buffer {
+    const bytes = pathBytes(dir);
+    const through = DESCRIPTOR_PATHS && (this.#holds > 0 || bytes.length > LONG_PATH);
+    if (!through) return Buffer.concat([bytes, Buffer.from(dir === "/" ? "" : "/"), pathBytes(name)]);
+    return Buffer.concat([Buffer.from(`/proc/self/fd/${this.#descriptor(dir)}/`), pathBytes(name)]);
+  }
+
+  /**
+   * What to hand a system call for `path`. While directories are held (a scan runs) and `/proc` is there: the name
+   * under `/proc/self/fd/N` of its directory's descriptor, opened once with O_NOFOLLOW, so the entries of a directory
+   * are looked up in the directory that was listed, even if it is swapped for a link to elsewhere meanwhile (that
+   * lookup then fails with ELOOP), and however long the path. Otherwise the path itself, its bytes when a name in it
+   * is not UTF-8, or for a path longer than LONG_PATH the same descriptor route when `/proc` is there; without it,
+   * the path's bytes as they are (the kernel refuses one of PATH_MAX bytes or more: ENAMETOOLONG, unreadable).
+   */
+  path(path: string): string | Buffer {
+    if (this.#holds > 0 && DESCRIPTOR_PATHS && path !== "/" && path.startsWith("/")) {
+      const at = lastSlash(path);
+      return Buffer.concat([Buffer.from(`/proc/self/fd/${this.#descriptor(path.slice(0, at) || "/")}/`), pathBytes(path.slice(at + 1))]);
+    }
+    if (path.length * 3 <= LONG_PATH && !ESCAPED_BYTE.test(path)) return path;
+    const bytes = pathBytes(path);
+    if (bytes.length <= LONG_PATH || !DESCRIPTOR_PATHS) return ESCAPED_BYTE.test(path) || bytes.length > LONG_PATH ? bytes : path;
+    const at = lastSlash(path);
+    return this.#under(path.slice(0, at) || "/", path.slice(at + 1));
+  }
+
+  /** Runs one system call on `path`; when no scan holds directories, those it opened are closed again at once. */
+  on<T>(path: string, call: (p: string | Buffer) => T): T {
+    try {
+      return call(this.path(path));
+    } finally {
+      if (this.#holds === 0 && this.#open.size > 0) this.#close();
     }
   }
-  return fd;
-}
 
-/**
- * ScanFS.pin for the node file system: while directories are held and /proc is there, opens `dir` once (O_NOFOLLOW:
- * a symlink in its place fails) and keeps it open until unpinned, every name under it then resolved through that
- * descriptor; returns its fstat. Otherwise an lstat of the path.
- */
-function pinDirectory(dir: string): BigIntStats {
-  if (!(scansRunning > 0 && DESCRIPTOR_PATHS) || dir === "/" || !dir.startsWith("/")) return lstatSync(systemPath(dir), { bigint: true });
-  const fd = directoryDescriptor(dir);
-  pinnedDirs.add(dir);
-  return fstatSync(fd, { bigint: true });
-}
-
-function systemPathUnder(dir: string, name: string): string | Buffer {
-  const bytes = pathBytes(dir);
-  if (bytes.length <= LONG_PATH && !(scansRunning > 0 && DESCRIPTOR_PATHS)) return Buffer.concat([bytes, Buffer.from(dir === "/" ? "" : "/"), pathBytes(name)]);
-  return Buffer.concat([Buffer.from(`/proc/self/fd/${directoryDescriptor(dir)}/`), pathBytes(name)]);
-}
-
-/** Whether directories can be reached through their descriptors (`/proc` is mounted: Linux). */
-const DESCRIPTOR_PATHS = existsSync("/proc/self/fd");
-
-/**
- * What to hand a system call for `path`. While a scan runs (and `/proc` is there): the name under
- * `/proc/self/fd/N` of its directory's descriptor, opened once with O_NOFOLLOW, so the entries of a directory
- * are looked up in the directory that was listed, even if it is swapped for a link to elsewhere meanwhile (that
- * lookup then fails with ELOOP), and however long the path. Otherwise the path itself, its bytes when a name
- * in it is not UTF-8, or for a path longer than LONG_PATH, the same descriptor route.
- */
-export function systemPath(path: string): string | Buffer {
-  if (scansRunning > 0 && DESCRIPTOR_PATHS && path !== "/" && path.startsWith("/")) {
-    const at = lastSlash(path);
-    return Buffer.concat([Buffer.from(`/proc/self/fd/${directoryDescriptor(path.slice(0, at) || "/")}/`), pathBytes(path.slice(at + 1))]);
+  #close(): void {
+    for (const fd of this.#open.values()) closeSync(fd);
+    this.#open.clear();
+    this.#pinned.clear();
   }
-  if (path.length * 3 <= LONG_PATH && !ESCAPED_BYTE.test(path)) return path;
-  const bytes = pathBytes(path);
-  if (bytes.length <= LONG_PATH) return ESCAPED_BYTE.test(path) ? bytes : path;
-  const at = lastSlash(path);
-  return systemPathUnder(path.slice(0, at) || "/", path.slice(at + 1));
-}
 
-/** Runs one system call on `path`; outside a scan, the directories it opened are closed again at once. */
-function onPath<T>(path: string, call: (p: string | Buffer) => T): T {
-  try {
-    return call(systemPath(path));
-  } finally {
-    if (scansRunning === 0 && openDirs.size > 0) closeOpenDirectories();
+  /**
+   * Marks a scan as running, so directories opened stay open until it ends; the returned function ends it. Within
+   * one scan a directory is opened once and its descriptor kept, as a walk with openat would.
+   */
+  hold(): () => void {
+    this.#holds++;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      if (--this.#holds === 0) this.#close();
+    };
+  }
+
+  /**
+   * ScanFS.pin: while directories are held and /proc is there, opens `dir` once (O_NOFOLLOW: a symlink in its place
+   * fails) and keeps it open until unpinned, every name under it then resolved through that descriptor; returns its
+   * fstat. Otherwise an lstat of the path.
+   */
+  pin(dir: string): BigIntStats {
+    if (!(this.#holds > 0 && DESCRIPTOR_PATHS) || dir === "/" || !dir.startsWith("/")) return lstatSync(this.path(dir), { bigint: true });
+    const fd = this.#descriptor(dir);
+    this.#pinned.add(dir);
+    return fstatSync(fd, { bigint: true });
+  }
+
+  unpin(dir: string): void {
+    this.#pinned.delete(dir);
   }
 }
 
-function closeOpenDirectories(): void {
-  for (const fd of openDirs.values()) closeSync(fd);
-  openDirs.clear();
-  pinnedDirs.clear();
-}
-
 /**
- * Marks a scan as running, so directories opened for long paths stay open until it ends; the returned function
- * ends it. Within one scan a directory is opened once and its descriptor kept, as a walk with openat would.
+ * A real file system with a directory cache of its own. Metadata calls run synchronously behind the async interface:
+ * an lstat takes microseconds, while a thread-pool round trip costs tens (measured: 3,000 small files went from ~2.5 s
+ * to a fraction of that). Large reads stay on the thread pool so several files overlap. A scan or compare that is
+ * given no file system makes one of these for itself.
+ *
+ * @example
+ * const fs = createNodeScanFS();
+ * const release = fs.hold?.();
  */
-export function holdDirectories(): () => void {
-  scansRunning++;
-  let done = false;
-  return () => {
-    if (done) return;
-    done = true;
-    if (--scansRunning === 0) closeOpenDirectories();
+export function createNodeScanFS(): ScanFS {
+  const cache = new DirectoryCache();
+  return {
+    lstat: async (p) => cache.on(p, (sp) => lstatSync(sp, { bigint: true })),
+    stat: async (p) => cache.on(p, (sp) => statSync(sp, { bigint: true })),
+    readdir: async (p) => cache.on(p, (sp) => readdirSync(sp, { encoding: "buffer" }).map(nameFromBytes)),
+    readlink: async (p) => nameFromBytes(cache.on(p, (sp) => readlinkSync(sp, { encoding: "buffer" }))),
+    open: async (p, flags) => fdFile(cache.on(p, (sp) => openSync(sp, flags))),
+    pin: async (dir) => cache.pin(dir),
+    unpin: (dir) => cache.unpin(dir),
+    hold: () => cache.hold(),
   };
 }
 
-/**
- * The real file system. Metadata calls run synchronously behind the async interface: an lstat takes
- * microseconds, while a thread-pool round trip costs tens (measured: 3,000 small files went from
- * ~2.5 s to a fraction of that). Large reads stay on the thread pool so several files overlap.
- */
-export const nodeScanFS: ScanFS = {
-  lstat: async (p) => onPath(p, (sp) => lstatSync(sp, { bigint: true })),
-  stat: async (p) => onPath(p, (sp) => statSync(sp, { bigint: true })),
-  readdir: async (p) => onPath(p, (sp) => readdirSync(sp, { encoding: "buffer" }).map(nameFromBytes)),
-  readlink: async (p) => nameFromBytes(onPath(p, (sp) => readlinkSync(sp, { encoding: "buffer" }))),
-  open: async (p, flags) => fdFile(onPath(p, (sp) => openSync(sp, flags))),
-  pin: async (dir) => pinDirectory(dir),
-  unpin: (dir) => {
-    pinnedDirs.delete(dir);
-  },
-};
+/** A shared instance, for single calls outside a scan (the downloads check); scans make their own (createNodeScanFS). */
+export const nodeScanFS: ScanFS = createNodeScanFS();
 
 /** Files up to this size are read on the calling thread. */
 const SYNC_READ_LIMIT = 256 * 1024;

@@ -4,9 +4,9 @@ import type { BigIntStats } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { compareNames, comparePaths, formatMode, isWithin, type EntryType, type FileEntry } from "./entry.ts";
 import { filesErrors } from "./errors.ts";
-import { errorCode, hashFile, holdDirectories, nodeScanFS, type ScanFS } from "./hash-file.ts";
+import { createNodeScanFS, errorCode, hashFile, nodeScanFS, type ScanFS } from "./hash-file.ts";
 
-export { nodeScanFS };
+export { createNodeScanFS, nodeScanFS };
 
 export interface ScanOptions {
   /** Files hashed at the same time (default 4: enough to overlap reads with hashing on 2 cores). */
@@ -86,6 +86,7 @@ function fromStat(path: string, s: BigIntStats): FileEntry {
     target: null,
     sha256: null,
     error: null,
+    dev: s.dev.toString(),
   };
 }
 
@@ -238,7 +239,7 @@ function semaphore(limit: number): { acquire(): Promise<void>; release(): void }
  * for await (const e of scanTree(["/usr/bin"])) console.log(e.path, e.sha256);
  */
 export async function* scanTree(roots: readonly string[], options: ScanOptions = {}): AsyncGenerator<FileEntry> {
-  const fs = options.fs ?? nodeScanFS;
+  const fs = options.fs ?? createNodeScanFS();
   const limit = Math.max(1, Math.min(64, options.concurrency ?? 4));
   const gate = semaphore(limit);
   const buffers: Buffer[] = [];
@@ -300,8 +301,8 @@ export async function* scanTree(roots: readonly string[], options: ScanOptions =
   };
 
   const window: Array<Promise<FileEntry>> = [];
-  // Directories of paths longer than the kernel takes stay open until the scan ends (hash-file.ts systemPath).
-  const release = holdDirectories();
+  // Directories names are reached through stay open until the scan ends (hash-file.ts DirectoryCache).
+  const release = fs.hold?.() ?? ((): void => {});
   try {
     for await (const found of walk(fs, normaliseRoots(roots), {
       allowMissing: options.allowMissingRoots ?? false,
@@ -342,7 +343,7 @@ export const NOT_LISTED = "NOT_LISTED";
  * const e = await lookUpEntry("/usr/libexec/private/helper", { budget: { remaining: 1 << 30 } });
  */
 export async function lookUpEntry(path: string, options: Pick<ScanOptions, "fs" | "maxFileBytes" | "maxScanBytes" | "budget"> = {}): Promise<FileEntry> {
-  const fs = options.fs ?? nodeScanFS;
+  const fs = options.fs ?? createNodeScanFS();
   const unlisted: ScanFS = {
     ...fs,
     readdir: async () => {
