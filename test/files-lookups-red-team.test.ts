@@ -614,8 +614,7 @@ describe("which baseline is the newest", () => {
   test(
     "attack: a replayed older baseline of a tree is superseded however many baselines of other trees were recorded since",
     {
-      timeout: 60_000,
-      todo: "finding: records.ts supersedingRecord — it reads the newest 10,000 recorded events of all trees (RECORDS_READ) and filters by tree and path in memory; a tree whose records are older than that window is never superseded (query by subject, and by path, instead)",
+      timeout: 60_000
     },
     async () => {
       const { root } = sandbox();
@@ -693,8 +692,7 @@ describe("which baseline is the newest", () => {
   test(
     "attack: a narrower tree's older baseline put back over the newest baseline's file is superseded whichever spelling of its directory the compare is given",
     {
-      timeout: 60_000,
-      todo: "finding: records.ts supersedingRecord / check-files.ts — the recorded path and the compared path are resolve()d text, not the real path of the file, so the same file named through a symlinked directory is 'another path'",
+      timeout: 60_000
     },
     async () => {
       const s = await theSite();

@@ -55,6 +55,23 @@ forEachDialect("baseline records", (fx) => {
     assert.equal(await newer(header(T0 + 5000), "z"), null, "dated after every record");
   });
 
+  it("asks by tree, path and digest, however many other trees were recorded since; a path is matched exactly, not as a pattern", async () => {
+    const { record, newer } = await setUp();
+    await record(header(T0), "a");
+    for (let i = 0; i < 300; i++) await record(header(T0 + i, { roots: [`/srv/site${i}`] }), "c", `/var/lib/bulwark/site${i}.baseline`);
+    await record(header(T0 + 1000), "b");
+    assert.equal((await newer(header(T0), "a"))?.digest, digest("b"), "found past 300 records of other trees");
+    // Paths holding LIKE's wildcards, its escape, a quote, and another case of the same letters.
+    const odd = "/var/lib/bulwark/50%_off\\\"x\".baseline";
+    const narrow = header(T0, { roots: ["/etc/ssh"], exclude: [] });
+    await record(narrow, "d", odd);
+    await record(header(T0 + 2000, { roots: ["/opt"] }), "e", odd.toUpperCase());
+    await record(header(T0 + 3000, { roots: ["/opt"] }), "f", "/var/lib/bulwark/50xxoff\\\"x\".baseline");
+    assert.equal(await newer(narrow, "d", odd), null, "neither another case of the path nor what its % and _ would match");
+    await record(header(T0 + 4000, { roots: ["/opt"] }), "9", odd);
+    assert.equal((await newer(narrow, "d", odd))?.digest, digest("9"), "the same path, exactly");
+  });
+
   it("an event whose data was altered out of shape is passed over (the log's verify reports it), never read as a record", async () => {
     const { database, audit, record, newer } = await setUp();
     await record(header(T0), "a");

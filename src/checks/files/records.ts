@@ -3,7 +3,7 @@
 // the reverted file has its recorded bytes. So every baseline the CLI writes is an audit event keyed by its tree, and a
 // compare given an older one than the newest recorded is told so (files.baseline-superseded).
 import { createHash } from "node:crypto";
-import type { Kysely } from "kysely";
+import { sql, type Kysely } from "kysely";
 import type { AuditLog } from "../../audit/audit-log.ts";
 import { parseStoredData } from "../../audit/read-events.ts";
 import type { Schema } from "../../store/schema.ts";
@@ -58,38 +58,43 @@ export async function recordBaseline(audit: Pick<AuditLog, "append">, actor: str
   });
 }
 
-/** Records read back, newest first: every baseline written for years at a few a day. */
-const RECORDS_READ = 10_000;
+/** A LIKE pattern matching `text` literally (escape character "\\"), on both dialects. */
+function likeLiteral(text: string): string {
+  return text.replace(/[\\%_]/g, (c) => `\\${c}`);
+}
 
 /**
  * The record of a later baseline that supersedes the one given, or null. Later is by the audit log's order, not by
  * the baselines' own dates (a clock set ahead, or two baselines in one millisecond, would make a replayed one look
  * newest): a baseline whose digest was recorded is superseded by any record after its own of the same tree or at the
  * same path (a tree widened, or an exclusion added, and written over the old file's name). A baseline never recorded
- * (made by the library, or with another database) is judged by dates: superseded when such a record is dated after it.
- * Records whose data was altered out of shape are passed over (the log's verify reports them).
+ * (made by the library, or with another database) is judged by dates: superseded when the newest such record is dated
+ * after it. Each question is one query on the log's (type, seq) index, however many baselines of other trees were
+ * recorded since. Records whose data was altered out of shape are passed over (the log's verify reports them).
  *
  * @example
- * const newer = await supersedingRecord(app.db.db, { header, digest: integrity.digest, path: resolve(file) });
+ * const newer = await supersedingRecord(app.db.db, { header, digest: integrity.digest, path: realpathSync(file) });
  */
 export async function supersedingRecord(db: Kysely<Schema>, given: { header: BaselineHeader; digest: string; path: string }): Promise<RecordedBaseline | null> {
   const key = treeKey(given.header);
-  const rows = await db.selectFrom("audit_events").select(["seq", "subject", "data"]).where("type", "=", BASELINE_RECORDED)
-    .orderBy("seq", "desc").limit(RECORDS_READ).execute();
-  let own: number | null = null;
-  let newest: (RecordedBaseline & { seq: number }) | null = null;
+  const ofType = db.selectFrom("audit_events").select(["seq", "subject", "data"]).where("type", "=", BASELINE_RECORDED);
+  // Canonical JSON writes each string as JSON.stringify does: the digest and the path appear in the data so.
+  const digestText = `%${likeLiteral(`"digest":${JSON.stringify(given.digest)}`)}%`;
+  const pathText = `%${likeLiteral(`"path":${JSON.stringify(given.path)}`)}%`;
+  const own = await ofType.where(sql<boolean>`data LIKE ${digestText} ESCAPE '\\'`).orderBy("seq", "desc").limit(1).executeTakeFirst();
+  const ownSeq = own !== undefined && recordOf(parseStoredData(own.data).data)?.digest === given.digest ? Number(own.seq) : null;
+  const rows = await ofType
+    .where((eb) => eb.or([eb("subject", "=", key), sql<boolean>`data LIKE ${pathText} ESCAPE '\\'`]))
+    .$if(ownSeq !== null, (q) => q.where("seq", ">", ownSeq ?? 0))
+    .orderBy("seq", "desc").limit(100).execute();
   for (const row of rows) {
     const record = recordOf(parseStoredData(row.data).data);
-    if (record === null) continue;
-    if (record.digest === given.digest) {
-      own ??= Number(row.seq);
-      continue;
-    }
-    if (newest === null && (row.subject === key || record.path === given.path)) newest = { ...record, seq: Number(row.seq) };
+    // LIKE matched the path's text (SQLite ignores ASCII case there): only the same tree or the exact path counts.
+    if (record === null || record.digest === given.digest || (row.subject !== key && record.path !== given.path)) continue;
+    if (ownSeq === null && !(Date.parse(record.createdAt) > Date.parse(given.header.createdAt))) return null;
+    return record;
   }
-  if (newest === null) return null;
-  const later = own !== null ? newest.seq > own : Date.parse(newest.createdAt) > Date.parse(given.header.createdAt);
-  return later ? { digest: newest.digest, createdAt: newest.createdAt, path: newest.path } : null;
+  return null;
 }
 
 function recordOf(data: Record<string, unknown> | null): RecordedBaseline | null {

@@ -1,6 +1,6 @@
 // `bulwark check files`: record a signed baseline of PATHs (--baseline OUT) or compare PATHs with one
 // (--compare BASELINE). The heavy modules load only when the command runs.
-import { accessSync, constants, existsSync, linkSync, lstatSync, renameSync, statSync, unlinkSync } from "node:fs";
+import { accessSync, constants, existsSync, linkSync, lstatSync, realpathSync, renameSync, statSync, unlinkSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import type { Command } from "commander";
 import { InputError } from "../../lib/errors.ts";
@@ -84,6 +84,18 @@ function publish(temp: string, path: string): void {
   }
 }
 
+/**
+ * Where a baseline file really is (symlinks in its directories resolved), so that its record and a later compare name
+ * it alike however it was spelled; a path that cannot be resolved (a pipe) as given, made absolute.
+ */
+function realPath(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return resolve(path);
+  }
+}
+
 async function run(ctx: CliContext, paths: string[], opts: FilesOptions): Promise<ExitCode> {
   if ((opts.baseline === undefined) === (opts.compare === undefined)) {
     throw new InputError("BULWARK_ERR_USAGE", "give exactly one of --baseline OUT (record) or --compare BASELINE (compare)");
@@ -125,7 +137,7 @@ async function run(ctx: CliContext, paths: string[], opts: FilesOptions): Promis
     });
     if (!force) publish(out, opts.baseline);
     // Published: from now on a compare given an older baseline of this tree is told that this one is newer.
-    await files.recordBaseline(app.audit, cliActor(), r.header, { digest: r.digest, path: resolve(opts.baseline), entries: r.entries, keyId: r.keyId });
+    await files.recordBaseline(app.audit, cliActor(), r.header, { digest: r.digest, path: realPath(opts.baseline), entries: r.entries, keyId: r.keyId });
     bar.done();
     return finishCheck(ctx, opts, {
       check: "files",
@@ -137,7 +149,7 @@ async function run(ctx: CliContext, paths: string[], opts: FilesOptions): Promis
   const baseline = opts.compare as string;
   const r = await files.compareBaseline({
     baseline, paths, signer, concurrency, ...limits, onProgress, exclude: opts.exclude, oneFileSystem: opts.oneFileSystem,
-    supersededBy: (given) => files.supersedingRecord(app.db.db, { ...given, path: resolve(baseline) }),
+    supersededBy: (given) => files.supersedingRecord(app.db.db, { ...given, path: realPath(baseline) }),
   });
   bar.done();
   // Names the finding actually raised: a baseline intact but signed with a retired key has its own.
