@@ -30,6 +30,7 @@ import { openSQLite } from "../src/store/database.ts";
 import { migrate } from "../src/store/migrator.ts";
 import { verifyWatchingOpens } from "./helpers/checks.ts";
 import { initSite, type CLISite } from "./helpers/cli.ts";
+import { asNobody, compareJSON, denying, errno, highFor, pathsIn, summary, superseded } from "./helpers/files-red-team.ts";
 
 const signer = testSigner();
 const clock = new ManualClock();
@@ -38,57 +39,14 @@ const isRoot = process.getuid?.() === 0;
 const NODE = process.execPath;
 const SRC = new URL("../src/", import.meta.url).href;
 
-/** True when a finding at high or critical lists `path` in its evidence. */
-function highFor(findings: readonly Finding[], path: string): boolean {
-  return findings.some((f) => (f.severity === "high" || f.severity === "critical") && ((f.evidence["entries"] as Array<{ path: string }> | undefined) ?? []).some((e) => e.path === path));
-}
-
-const summary = (findings: readonly Finding[]): string =>
-  JSON.stringify(findings.map((f) => ({ id: f.id, severity: f.severity, entries: f.evidence["entries"] })));
-
-/** Every path a finding's evidence lists. */
-const pathsIn = (findings: readonly Finding[]): string[] =>
-  findings.flatMap((f) => ((f.evidence["entries"] as Array<{ path: string }> | undefined) ?? []).map((e) => e.path));
-
 /** The reason a finding gives for `path`, or null. */
 const reasonFor = (findings: readonly Finding[], path: string): string | null => {
   for (const f of findings) for (const e of (f.evidence["entries"] as Array<{ path: string; reason?: string }> | undefined) ?? []) if (e.path === path && e.reason) return e.reason;
   return null;
 };
 
-/** Errno-style error, as the kernel gives it (an LSM denial reads EACCES even for root). */
-const errno = (code: string): Error => Object.assign(new Error(code), { code });
-
-/** The node file system, except that `dirs` cannot be listed (an LSM denial); `onDenied` runs at that moment. */
-function denying(dirs: readonly string[], onDenied?: (dir: string) => void): ScanFS {
-  return {
-    ...nodeScanFS,
-    readdir: async (p) => {
-      if (dirs.includes(p)) {
-        onDenied?.(p);
-        throw errno("EACCES");
-      }
-      return nodeScanFS.readdir(p);
-    },
-  };
-}
-
 /** Open descriptors of this process. */
 const openFds = (): number => readdirSync("/proc/self/fd").length;
-
-/** Runs `work` with the effective uid and gid of nobody (65534): file permissions apply as to a monitoring account. */
-async function asNobody<T>(work: () => Promise<T>): Promise<T> {
-  const { seteuid, setegid } = process;
-  assert.ok(seteuid !== undefined && setegid !== undefined, "POSIX ids");
-  setegid(65534);
-  seteuid(65534);
-  try {
-    return await work();
-  } finally {
-    seteuid(0);
-    setegid(0);
-  }
-}
 
 /** Writes a setuid shell script, the genuine one or the trojan. */
 function setuidScript(path: string, trojan = false): void {
@@ -642,15 +600,7 @@ describe("which baseline is the newest", () => {
 
   let site: Promise<CLISite> | null = null;
   const theSite = (): Promise<CLISite> => (site ??= initSite(join(sandbox().root, "site"), { here: true }));
-  interface Out {
-    trusted: boolean;
-    findings: Finding[];
-  }
-  const compare = async (s: CLISite, args: string[]): Promise<{ code: number | null; out: Out }> => {
-    const r = await s.runHere(["check", "files", "--compare", ...args, "--json"]);
-    return { code: r.code, out: JSON.parse(r.stdout) as Out };
-  };
-  const superseded = (out: Out): Finding | undefined => out.findings.find((f) => f.id === "files.baseline-superseded");
+  const compare = compareJSON;
   const record = async (s: CLISite, args: string[]): Promise<void> => {
     const r = await s.runHere(["check", "files", "--baseline", ...args]);
     assert.equal(r.code, 0, r.stderr);

@@ -13,7 +13,7 @@
 // cannot get from chmod, to play the moment a racing intruder acts, or to watch which paths are touched.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { chmodSync, chownSync, copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { describe, test, type TestContext } from "node:test";
 import type { Finding } from "../src/checks/finding.ts";
@@ -24,6 +24,7 @@ import { ratingsOf, testSigner, treeSandboxes } from "../src/checks/files/test-h
 import { ManualClock } from "../src/lib/clock.ts";
 import { setcapAvailable } from "./helpers/checks.ts";
 import { initSite, type CLISite } from "./helpers/cli.ts";
+import { asNobody, compareJSON, denying, grantACL, highFor, pathsIn, rootedFS, summary, superseded, watching } from "./helpers/files-red-team.ts";
 
 const signer = testSigner();
 const clock = new ManualClock();
@@ -31,94 +32,6 @@ const sandbox = treeSandboxes("bulwark-redteam37-files-");
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const isRoot = process.getuid?.() === 0;
-
-/** True when a finding at high or critical lists `path` in its evidence. */
-function highFor(findings: readonly Finding[], path: string): boolean {
-  return findings.some((f) => (f.severity === "high" || f.severity === "critical") && ((f.evidence["entries"] as Array<{ path: string }> | undefined) ?? []).some((e) => e.path === path));
-}
-
-const summary = (findings: readonly Finding[]): string =>
-  JSON.stringify(findings.map((f) => ({ id: f.id, severity: f.severity, entries: f.evidence["entries"] })));
-
-/** Every path a finding's evidence lists. */
-const pathsIn = (findings: readonly Finding[]): string[] =>
-  findings.flatMap((f) => ((f.evidence["entries"] as Array<{ path: string }> | undefined) ?? []).map((e) => e.path));
-
-/** Errno-style error, as the kernel gives it (an LSM denial reads EACCES even for root). */
-const errno = (code: string): Error => Object.assign(new Error(code), { code });
-
-/** The node file system, except that `dirs` cannot be listed (an LSM denial); `onDenied` runs at that moment. */
-function denying(dirs: readonly string[], onDenied?: (dir: string) => void): ScanFS {
-  return {
-    ...nodeScanFS,
-    readdir: async (p) => {
-      if (dirs.includes(p)) {
-        onDenied?.(p);
-        throw errno("EACCES");
-      }
-      return nodeScanFS.readdir(p);
-    },
-  };
-}
-
-/** `fs`, recording every path it is asked to lstat, stat, readlink or open. */
-function watching(fs: ScanFS): { fs: ScanFS; touched: string[] } {
-  const touched: string[] = [];
-  return {
-    touched,
-    fs: {
-      lstat: (p) => (touched.push(p), fs.lstat(p)),
-      stat: (p) => (touched.push(p), fs.stat(p)),
-      readdir: (p) => fs.readdir(p),
-      readlink: (p) => (touched.push(p), fs.readlink(p)),
-      open: (p, flags) => (touched.push(p), fs.open(p, flags)),
-    },
-  };
-}
-
-/** A ScanFS that looks every path up under `base`: the scanner records /home/… while the kernel objects live in a temp dir. */
-function rootedFS(base: string): ScanFS {
-  const at = (p: string): string => (p === "/" ? base : `${base}${p}`);
-  return {
-    lstat: (p) => nodeScanFS.lstat(at(p)),
-    stat: (p) => nodeScanFS.stat(at(p)),
-    readdir: (p) => nodeScanFS.readdir(at(p)),
-    readlink: (p) => nodeScanFS.readlink(at(p)),
-    open: (p, flags) => nodeScanFS.open(at(p), flags),
-  };
-}
-
-/**
- * Grants `uid` the permissions `perm` on `path` with a named-user POSIX ACL entry, as `setfacl -m u:UID:PERM` does
- * (setfacl is not installed here): the system.posix_acl_access xattr, written by python3, mask = the group bits, so
- * the mode the kernel reports does not change.
- */
-function grantACL(path: string, uid: number, perm: number): void {
-  const mode = statSync(path).mode;
-  const [u, g, o] = [(mode >> 6) & 7, (mode >> 3) & 7, mode & 7];
-  const script = [
-    "import os, struct, sys",
-    "U = 0xffffffff",
-    "p, uid, perm, u, g, o = sys.argv[1], *map(int, sys.argv[2:])",
-    "acl = struct.pack('<I', 2) + b''.join(struct.pack('<HHI', t, q, i) for t, q, i in [(1, u, U), (2, perm, uid), (4, g, U), (0x10, g, U), (0x20, o, U)])",
-    "os.setxattr(p, 'system.posix_acl_access', acl)",
-  ].join("\n");
-  execFileSync("python3", ["-c", script, path, String(uid), String(perm), String(u), String(g), String(o)]);
-}
-
-/** Runs `work` with the effective uid and gid of nobody (65534): file permissions apply as to a monitoring account. */
-async function asNobody<T>(work: () => Promise<T>): Promise<T> {
-  const { seteuid, setegid } = process;
-  assert.ok(seteuid !== undefined && setegid !== undefined, "POSIX ids");
-  setegid(65534);
-  seteuid(65534);
-  try {
-    return await work();
-  } finally {
-    seteuid(0);
-    setegid(0);
-  }
-}
 
 /**
  * A tree with a directory `locked` (mode `dirMode`) holding a setuid helper and a file `notes`, recorded by a baseline
@@ -475,15 +388,7 @@ describe("a genuine older baseline put back (files.baseline-superseded)", () => 
   /** One initialised data dir for this group (bulwark init costs about a second). */
   const theSite = (): Promise<CLISite> => (site ??= initSite(join(sandbox().root, "site"), { here: true }));
 
-  interface Out {
-    trusted: boolean;
-    findings: Finding[];
-  }
-  const compare = async (s: CLISite, args: string[]): Promise<{ code: number | null; out: Out }> => {
-    const r = await s.runHere(["check", "files", "--compare", ...args, "--json"]);
-    return { code: r.code, out: JSON.parse(r.stdout) as Out };
-  };
-  const superseded = (out: Out): Finding | undefined => out.findings.find((f) => f.id === "files.baseline-superseded");
+  const compare = compareJSON;
   /** The files.baseline.recorded events whose path is `path`, oldest first. */
   const recordsAt = (s: CLISite, path: string): Array<{ digest: string; createdAt: string; path: string }> =>
     s.rows("select data from audit_events where type = 'files.baseline.recorded' order by seq")

@@ -26,51 +26,11 @@ import { ratingsOf, testSigner, treeSandboxes } from "../src/checks/files/test-h
 import { ManualClock } from "../src/lib/clock.ts";
 import { setcapAvailable } from "./helpers/checks.ts";
 import { bulwark, initSite } from "./helpers/cli.ts";
+import { errno, grantACL, highFor, rootedFS, summary } from "./helpers/files-red-team.ts";
 
 const signer = testSigner();
 const clock = new ManualClock();
 const sandbox = treeSandboxes("bulwark-redteam36-files-");
-
-/** True when a finding at high or critical lists `path` in its evidence. */
-function highFor(findings: readonly Finding[], path: string): boolean {
-  return findings.some((f) => (f.severity === "high" || f.severity === "critical") && ((f.evidence["entries"] as Array<{ path: string }> | undefined) ?? []).some((e) => e.path === path));
-}
-
-const summary = (findings: readonly Finding[]): string =>
-  JSON.stringify(findings.map((f) => ({ id: f.id, severity: f.severity, entries: f.evidence["entries"] })));
-
-/** Errno-style error, as the kernel gives it (an LSM denial reads EACCES even for root). */
-const errno = (code: string): Error => Object.assign(new Error(code), { code });
-
-/** A ScanFS that looks every path up under `base`: the scanner records /etc/… while the kernel objects live in a temp dir. */
-function rootedFS(base: string): ScanFS {
-  const at = (p: string): string => (p === "/" ? base : `${base}${p}`);
-  return {
-    lstat: (p) => nodeScanFS.lstat(at(p)),
-    stat: (p) => nodeScanFS.stat(at(p)),
-    readdir: (p) => nodeScanFS.readdir(at(p)),
-    readlink: (p) => nodeScanFS.readlink(at(p)),
-    open: (p, flags) => nodeScanFS.open(at(p), flags),
-  };
-}
-
-/**
- * Grants `uid` the permissions `perm` (octal digit) on `path` with a named-user POSIX ACL entry, as `setfacl -m
- * u:UID:PERM` does (setfacl is not installed here): the system.posix_acl_access xattr, written by python3. The mask is
- * the current group bits, so the mode the kernel reports does not change.
- */
-function grantACL(path: string, uid: number, perm: number): void {
-  const mode = statSync(path).mode;
-  const [u, g, o] = [(mode >> 6) & 7, (mode >> 3) & 7, mode & 7];
-  const script = [
-    "import os, struct, sys",
-    "U = 0xffffffff",
-    "p, uid, perm, u, g, o = sys.argv[1], *map(int, sys.argv[2:])",
-    "acl = struct.pack('<I', 2) + b''.join(struct.pack('<HHI', t, q, i) for t, q, i in [(1, u, U), (2, perm, uid), (4, g, U), (0x10, g, U), (0x20, o, U)])",
-    "os.setxattr(p, 'system.posix_acl_access', acl)",
-  ].join("\n");
-  execFileSync("python3", ["-c", script, path, String(uid), String(perm), String(u), String(g), String(o)]);
-}
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Attributes the baseline does not record

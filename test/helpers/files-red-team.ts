@@ -1,0 +1,112 @@
+// What the check files red-team files share: reading a compare's findings, and file systems that deny a listing,
+// record what was examined, or root the scanned paths in a temp dir; an ACL without setfacl; running as nobody.
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { statSync } from "node:fs";
+import type { Finding } from "../../src/checks/finding.ts";
+import { nodeScanFS, type ScanFS } from "../../src/checks/files/hash-file.ts";
+import type { CLISite } from "./cli.ts";
+
+/** True when a finding at high or critical lists `path` in its evidence. */
+export function highFor(findings: readonly Finding[], path: string): boolean {
+  return findings.some((f) => (f.severity === "high" || f.severity === "critical") && ((f.evidence["entries"] as Array<{ path: string }> | undefined) ?? []).some((e) => e.path === path));
+}
+
+/** The findings in one line: id, severity and the entries listed. */
+export const summary = (findings: readonly Finding[]): string =>
+  JSON.stringify(findings.map((f) => ({ id: f.id, severity: f.severity, entries: f.evidence["entries"] })));
+
+/** Every path a finding's evidence lists. */
+export const pathsIn = (findings: readonly Finding[]): string[] =>
+  findings.flatMap((f) => ((f.evidence["entries"] as Array<{ path: string }> | undefined) ?? []).map((e) => e.path));
+
+/** Errno-style error, as the kernel gives it (an LSM denial reads EACCES even for root). */
+export const errno = (code: string): Error => Object.assign(new Error(code), { code });
+
+/** The node file system, except that `dirs` cannot be listed (an LSM denial); `onDenied` runs at that moment. */
+export function denying(dirs: readonly string[], onDenied?: (dir: string) => void): ScanFS {
+  return {
+    ...nodeScanFS,
+    readdir: async (p) => {
+      if (dirs.includes(p)) {
+        onDenied?.(p);
+        throw errno("EACCES");
+      }
+      return nodeScanFS.readdir(p);
+    },
+  };
+}
+
+/** `fs`, recording every path it is asked to lstat, stat, readlink or open. */
+export function watching(fs: ScanFS): { fs: ScanFS; touched: string[] } {
+  const touched: string[] = [];
+  return {
+    touched,
+    fs: {
+      lstat: (p) => (touched.push(p), fs.lstat(p)),
+      stat: (p) => (touched.push(p), fs.stat(p)),
+      readdir: (p) => fs.readdir(p),
+      readlink: (p) => (touched.push(p), fs.readlink(p)),
+      open: (p, flags) => (touched.push(p), fs.open(p, flags)),
+    },
+  };
+}
+
+/** A ScanFS that looks every path up under `base`: the scanner records /etc/… while the kernel objects live in a temp dir. */
+export function rootedFS(base: string): ScanFS {
+  const at = (p: string): string => (p === "/" ? base : `${base}${p}`);
+  return {
+    lstat: (p) => nodeScanFS.lstat(at(p)),
+    stat: (p) => nodeScanFS.stat(at(p)),
+    readdir: (p) => nodeScanFS.readdir(at(p)),
+    readlink: (p) => nodeScanFS.readlink(at(p)),
+    open: (p, flags) => nodeScanFS.open(at(p), flags),
+  };
+}
+
+/**
+ * Grants `uid` the permissions `perm` (octal digit) on `path` with a named-user POSIX ACL entry, as `setfacl -m
+ * u:UID:PERM` does (setfacl is not installed here): the system.posix_acl_access xattr, written by python3. The mask is
+ * the current group bits, so the mode the kernel reports does not change.
+ */
+export function grantACL(path: string, uid: number, perm: number): void {
+  const mode = statSync(path).mode;
+  const [u, g, o] = [(mode >> 6) & 7, (mode >> 3) & 7, mode & 7];
+  const script = [
+    "import os, struct, sys",
+    "U = 0xffffffff",
+    "p, uid, perm, u, g, o = sys.argv[1], *map(int, sys.argv[2:])",
+    "acl = struct.pack('<I', 2) + b''.join(struct.pack('<HHI', t, q, i) for t, q, i in [(1, u, U), (2, perm, uid), (4, g, U), (0x10, g, U), (0x20, o, U)])",
+    "os.setxattr(p, 'system.posix_acl_access', acl)",
+  ].join("\n");
+  execFileSync("python3", ["-c", script, path, String(uid), String(perm), String(u), String(g), String(o)]);
+}
+
+/** Runs `work` with the effective uid and gid of nobody (65534): file permissions apply as to a monitoring account. */
+export async function asNobody<T>(work: () => Promise<T>): Promise<T> {
+  const { seteuid, setegid } = process;
+  assert.ok(seteuid !== undefined && setegid !== undefined, "POSIX ids");
+  setegid(65534);
+  seteuid(65534);
+  try {
+    return await work();
+  } finally {
+    seteuid(0);
+    setegid(0);
+  }
+}
+
+/** What `check files --compare … --json` prints, as these tests read it. */
+export interface CompareOut {
+  trusted: boolean;
+  findings: Finding[];
+}
+
+/** Runs `check files --compare ARGS --json` in `site`'s data dir: the exit code and the parsed output. */
+export async function compareJSON(site: CLISite, args: string[]): Promise<{ code: number | null; out: CompareOut }> {
+  const r = await site.runHere(["check", "files", "--compare", ...args, "--json"]);
+  return { code: r.code, out: JSON.parse(r.stdout) as CompareOut };
+}
+
+/** The files.baseline-superseded finding of a compare, if any. */
+export const superseded = (out: CompareOut): Finding | undefined => out.findings.find((f) => f.id === "files.baseline-superseded");
