@@ -14,7 +14,7 @@ import { denyPins, unattributedPins, type Pin } from "./pins.ts";
 import type { BucketPolicy, PolicyStatement } from "./policy-parse.ts";
 import { reachesOthersOnlyAsService } from "./principals.ts";
 import { mayBeNonPublicToAWS } from "./public-policy.ts";
-import { allowRegions, bucketTarget, denyCovers, resourcesOverlap, type BucketTarget } from "./resources.ts";
+import { allowRegions, bucketTarget, denyCovers, resourcesOverlap, s3Bucket, type BucketTarget } from "./resources.ts";
 import { createVerdicts, type CallerVerdicts, type DenyVerdict } from "./verdicts.ts";
 
 export interface BucketInputs {
@@ -330,9 +330,9 @@ function refuseOtherBucketsPolicy(bucket: string, policy: BucketPolicy | undefin
   for (const st of statements) {
     if (st.notResource) continue;
     for (const r of st.resources) {
-      const other = /^arn:[^:]*:s3:::([^/*?]+)(?:\/|$)/.exec(r)?.[1];
-      if (other === undefined || other === bucket) continue;
-      others.add(other);
+      const s3 = s3Bucket(r);
+      if (s3 === null || !s3.literal || s3.bucket === bucket) continue;
+      others.add(s3.bucket);
       first ??= st;
     }
   }
@@ -342,7 +342,7 @@ function refuseOtherBucketsPolicy(bucket: string, policy: BucketPolicy | undefin
   const reaches = (st: PolicyStatement): boolean => allowRegions(patterns, st, target.bucketArn).length > 0 || allowRegions(patterns, st, target.objectArn).length > 0;
   if (statements.some(reaches)) return;
   const named = new Set<string>();
-  for (const st of statements) for (const r of st.resources) if (!st.notResource) named.add(/^arn:[^:]*:s3:::([^/]*)/.exec(r)?.[1] ?? r);
+  for (const st of statements) for (const r of st.resources) if (!st.notResource) named.add(s3Bucket(r)?.bucket ?? r);
   // Only NotResource statements that leave out everything: a policy that grants and denies nothing, judged as such.
   if (named.size === 0) return;
   throw new BucketInputError(`--bucket ${shown}: no statement of the policy${from} reaches this bucket; its Resources name ${quote(named)}. S3 keeps a bucket policy only on the bucket its Resources name: ${advice}`);

@@ -1,6 +1,6 @@
 // Resource / NotResource reasoning over the bucket's ARN space: which part of the bucket an Allow
 // reaches, and whether a Deny certainly covers that part.
-import type { PatternReasoner } from "./glob.ts";
+import { hasWildcard, type PatternReasoner } from "./glob.ts";
 import type { PolicyStatement } from "./policy-parse.ts";
 
 export interface BucketTarget {
@@ -8,6 +8,20 @@ export interface BucketTarget {
   bucketArn: string;
   /** `arn:aws:s3:::name/*`: every object key. */
   objectArn: string;
+}
+
+/**
+ * The partition and bucket part of an S3 ARN (`arn:PARTITION:s3:::BUCKET[/KEY]`), and whether that bucket part names
+ * one bucket (non-empty, no wildcard); null for anything else.
+ *
+ * @example
+ * s3Bucket("arn:aws-cn:s3:::acme-*"); // { partition: "aws-cn", bucket: "acme-*", literal: false }
+ */
+export function s3Bucket(resource: string): { partition: string; bucket: string; literal: boolean } | null {
+  const m = /^arn:([^:]*):s3:::([^/]*)/.exec(resource);
+  if (!m) return null;
+  const bucket = m[2] ?? "";
+  return { partition: m[1] ?? "", bucket, literal: bucket !== "" && !hasWildcard(bucket) };
 }
 
 /**
@@ -28,15 +42,15 @@ export function bucketTarget(bucket: string | undefined, statements: readonly Po
   const partitions = new Set<string>();
   for (const st of statements) {
     for (const r of st.resources) {
-      const s3 = /^arn:([^:]*):s3:::/.exec(r);
-      if (s3) partitions.add(s3[1] ?? "");
-      const m = /^arn:(aws[a-z-]*):s3:::([^/*?]+)(?:\/|$)/.exec(r);
-      if (!m) continue;
+      const s3 = s3Bucket(r);
+      if (s3 === null) continue;
+      partitions.add(s3.partition);
+      if (!s3.literal || !/^aws[a-z-]*$/.test(s3.partition)) continue;
       if (name === undefined) {
-        name = m[2];
+        name = s3.bucket;
         inferred = true;
       }
-      if (m[2] === name) named ??= m[1];
+      if (s3.bucket === name) named ??= s3.partition;
     }
   }
   const only = partitions.size === 1 ? [...partitions][0] : undefined;
