@@ -155,7 +155,7 @@ export class BaselineReader {
     this.integrity.keyId = trailer.keyId;
     const digest = this.#digest.digest();
     this.integrity.digest = digest.toString("hex");
-    if (digest.toString("hex") !== trailer.sha256) this.#problem("the content does not match the digest in the trailer (lines edited, added or removed)");
+    if (this.integrity.digest !== trailer.sha256) this.#problem("the content does not match the digest in the trailer (lines edited, added or removed)");
     if (trailer.entries !== count + this.integrity.skippedLines) {
       this.#problem(`the trailer counts ${trailer.entries} entries, the file holds ${count + this.integrity.skippedLines}`);
     }

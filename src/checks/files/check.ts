@@ -16,7 +16,7 @@ import type { RecordedBaseline } from "./records.ts";
 import { filesErrors } from "./errors.ts";
 import { FindingCollector, tapScan } from "./findings.ts";
 import type { ScanFS } from "./hash-file.ts";
-import { createNodeScanFS, DEFAULT_MAX_SCAN_BYTES, normaliseRoots, NOT_LISTED, scanTree, type ScanStats } from "./scan.ts";
+import { createNodeScanFS, normaliseRoots, NOT_LISTED, scanTree, type ScanStats } from "./scan.ts";
 import { createLookUp } from "./look-up.ts";
 import { isWithin, type FileEntry } from "./entry.ts";
 
@@ -203,11 +203,9 @@ export async function compareBaseline(options: CompareBaselineOptions): Promise<
     };
     // What the baseline recorded under a directory that cannot be listed now is looked up by name (compare.ts), every
     // read and retry of all lookups taken from one byte budget of their own, as large as the scan's.
-    const budget = { remaining: options.maxScanBytes ?? DEFAULT_MAX_SCAN_BYTES };
     const lookups = createLookUp({
       fs,
-      budget,
-      ...(options.maxFileBytes === undefined ? {} : { maxFileBytes: options.maxFileBytes }),
+      ...limitsOf(options),
       examined: (entry) => {
         if (entry.status !== "vanished" && entry.error !== NOT_LISTED) collector.addScanned(entry);
       },

@@ -277,10 +277,10 @@ const MOVES_CTIME = /^(?:mode|uid|gid) /;
  * changed with it, and a recorded mode, owner or group change beside it does not rule that out: the intruder adds the
  * capability and a harmless-looking chmod, chgrp or dropped setuid bit. A new mtime or inode does not explain it
  * either: `touch -m` after setcap sets both times, and a copy given the capability renamed over the program has a new
- * inode and the same bytes. Returns the reason, or null. (A directory's ctime is compared only when its mtime did not
+ * inode and the same bytes. `persistence` is persistenceWriters(after). Returns the reason, or null. (A directory's ctime is compared only when its mtime did not
  * move: entries added or removed move both and are reported one by one; compare.ts diffEntry.)
  */
-function unrecordedChange(event: DiffEvent, after: FileEntry): string | null {
+function unrecordedChange(event: DiffEvent, after: FileEntry, persistence: string | null): string | null {
   const moved = event.changes.includes("ctime");
   const explained = event.changes.some((c) => MOVES_CTIME.test(c));
   if (!moved && !explained) return null;
@@ -289,7 +289,6 @@ function unrecordedChange(event: DiffEvent, after: FileEntry): string | null {
     : "its ctime changed with no recorded cause: an unrecorded attribute (a file capability, an ACL entry) or its links";
   if (after.type === "file" && isExecutableMode(after.mode)) return `program: ${cause}`;
   if (after.type !== "file" && after.type !== "dir") return null;
-  const persistence = persistenceWriters(after);
   return persistence === null ? null : `${cause}, in a persistence location: ${persistence}`;
 }
 
@@ -406,7 +405,7 @@ export function classify(event: DiffEvent): Classification {
   if (mountedOver(before, after)) {
     return { id: "files.changed", severity: "high", reason: "a file system was mounted over this directory: what the baseline recorded under it is hidden" };
   }
-  const unrecorded = unrecordedChange(event, after);
+  const unrecorded = unrecordedChange(event, after, persistence);
   if (unrecorded !== null) return { id: "files.changed", severity: "high", reason: unrecorded };
   return { id: "files.changed", severity: "medium", reason: "metadata changed" };
 }

@@ -22,7 +22,7 @@ export interface ScanFS {
   open(path: string, flags: number): Promise<OpenFile>;
   /**
    * The directory through which names under `dir` are looked up from now on, until `unpin`: the node file system
-   * opens it once (while directories are held: holdDirectories) and resolves every later name under it through that
+   * opens it once (while directories are held: `hold`) and resolves every later name under it through that
    * descriptor, so a directory swapped after this call is not followed; returns what the descriptor refers to.
    * Without it, callers lstat the directory (a swap between that and a lookup is not seen).
    */

@@ -5,7 +5,7 @@
 import { DIR_REPLACED } from "./compare.ts";
 import { isWithin, type FileEntry } from "./entry.ts";
 import type { ScanFS } from "./hash-file.ts";
-import { lookUpEntry, unexaminable, type ScanBudget } from "./scan.ts";
+import { DEFAULT_MAX_SCAN_BYTES, lookUpEntry, unexaminable, type ScanBudget } from "./scan.ts";
 
 /** Subdirectories pinned at once below an unlistable directory; deeper ones resolve through the nearest pinned one. */
 const MAX_PINNED = 64;
@@ -23,19 +23,22 @@ async function pinAs(fs: ScanFS, path: string, expected: FileEntry): Promise<boo
 }
 
 /**
- * A lookup for compare.ts diffEntries, over `fs` (the scan's own, whose directories the caller holds), its hashing
- * drawn from `budget`; `examined` sees each entry looked up. `close()` unpins what is still pinned.
+ * A lookup for compare.ts diffEntries, over `fs` (the scan's own, whose directories the caller holds): every read and
+ * retry of all its lookups drawn from one budget of `maxScanBytes` (default as a scan's), files past `maxFileBytes`
+ * not hashed; `examined` sees each entry looked up. `close()` unpins what is still pinned.
  *
  * @example
- * const lookups = createLookUp({ fs, budget, examined: (e) => collector.addScanned(e) });
+ * const lookups = createLookUp({ fs, maxScanBytes: 1 << 30, examined: (e) => collector.addScanned(e) });
  * for await (const d of diffEntries(baseline, scan, roots, lookups.lookUp)) use(d);
  * lookups.close();
  */
-export function createLookUp(options: { fs: ScanFS; budget: ScanBudget; maxFileBytes?: number; examined: (entry: FileEntry) => void }): {
+export function createLookUp(options: { fs: ScanFS; maxFileBytes?: number; maxScanBytes?: number; examined: (entry: FileEntry) => void }): {
   lookUp: (path: string, under: FileEntry) => Promise<FileEntry>;
   close: () => void;
 } {
-  const { fs, budget } = options;
+  const { fs } = options;
+  const budget: ScanBudget = { remaining: options.maxScanBytes ?? DEFAULT_MAX_SCAN_BYTES };
+  const limits = options.maxFileBytes === undefined ? {} : { maxFileBytes: options.maxFileBytes };
   const pins: Pinned[] = [];
   const unpinTo = (depth: number): void => {
     while (pins.length > depth) {
@@ -54,7 +57,7 @@ export function createLookUp(options: { fs: ScanFS; budget: ScanBudget; maxFileB
     while (depth > 1 && !isWithin(path, (pins[depth - 1] as Pinned).path)) depth--;
     unpinTo(depth);
     let entry = (pins[depth - 1] as Pinned).same
-      ? await lookUpEntry(path, { fs, budget, ...(options.maxFileBytes === undefined ? {} : { maxFileBytes: options.maxFileBytes }) })
+      ? await lookUpEntry(path, { fs, budget, ...limits })
       : unexaminable(path, DIR_REPLACED);
     if (entry.type === "dir" && pins.length < MAX_PINNED) {
       const same = await pinAs(fs, path, entry);
