@@ -164,15 +164,20 @@ describe("attributes the baseline does not record", () => {
 // ---------------------------------------------------------------------------------------------------------------------
 
 describe("new files the system runs as root without an execute bit", () => {
-  /** Plants `files` (recorded paths → content) under a rooted tree baselined at `roots`, and returns the compare's findings. */
-  async function plantAfterBaseline(dirs: string[], files: Record<string, string>): Promise<Finding[]> {
+  /**
+   * Plants `files` (recorded paths → content, mode 0644) under a rooted tree whose directories `dirs` were baselined
+   * empty, compares, and asserts that every planted file is rated high.
+   */
+  async function assertPlantedHigh(dirs: string[], files: Record<string, string>): Promise<void> {
     const { root, baseline } = sandbox();
     const base = join(root, "sys");
     for (const d of dirs) mkdirSync(join(base, d), { recursive: true });
     const fs = rootedFS(base);
     await createBaseline({ paths: ["/etc", "/home", "/usr"].filter((p) => dirs.some((d) => d.startsWith(p))), out: baseline, signer, clock, fs });
     for (const [path, content] of Object.entries(files)) writeFileSync(join(base, path), content, { mode: 0o644 });
-    return (await compareBaseline({ baseline, signer, fs })).findings;
+    const { findings } = await compareBaseline({ baseline, signer, fs });
+    const low = Object.keys(files).filter((p) => !highFor(findings, p));
+    assert.deepEqual(low, [], `rated below high: ${low.map((p) => `${p} (${ratingsOf(findings, p).join(", ")})`).join("; ")}`);
   }
 
   // systemd-tmpfiles runs every boot as root: an `f+`/`w+` line writes any file with any content (a sudoers drop-in, an
@@ -188,9 +193,7 @@ describe("new files the system runs as root without an execute bit", () => {
         "/etc/binfmt.d/zz.conf": ":zz:M::\\x7fELF\\x02::/var/tmp/.i:OC\n",
         "/usr/lib/tmpfiles.d/zz.conf": "L+ /etc/ld.so.preload - - - - /var/tmp/.l.so\n",
       };
-      const findings = await plantAfterBaseline(["/etc/tmpfiles.d", "/etc/sysctl.d", "/etc/binfmt.d", "/usr/lib/tmpfiles.d"], planted);
-      const low = Object.keys(planted).filter((p) => !highFor(findings, p));
-      assert.deepEqual(low, [], `rated below high: ${low.map((p) => `${p} (${ratingsOf(findings, p).join(", ")})`).join("; ")}`);
+      await assertPlantedHigh(["/etc/tmpfiles.d", "/etc/sysctl.d", "/etc/binfmt.d", "/usr/lib/tmpfiles.d"], planted);
     },
   );
 
@@ -201,9 +204,7 @@ describe("new files the system runs as root without an execute bit", () => {
     async () => {
       const rule = 'polkit.addRule(function (action, subject) { return polkit.Result.YES; });\n';
       const planted = { "/etc/polkit-1/rules.d/00-zz.rules": rule, "/usr/share/polkit-1/rules.d/00-zz.rules": rule };
-      const findings = await plantAfterBaseline(["/etc/polkit-1/rules.d", "/usr/share/polkit-1/rules.d"], planted);
-      const low = Object.keys(planted).filter((p) => !highFor(findings, p));
-      assert.deepEqual(low, [], `rated below high: ${low.map((p) => `${p} (${ratingsOf(findings, p).join(", ")})`).join("; ")}`);
+      await assertPlantedHigh(["/etc/polkit-1/rules.d", "/usr/share/polkit-1/rules.d"], planted);
     },
   );
 
@@ -222,9 +223,7 @@ describe("new files the system runs as root without an execute bit", () => {
         "/home/alice/.xsessionrc": code,
         "/home/alice/.zlogout": code,
       };
-      const findings = await plantAfterBaseline(["/etc/bash_completion.d", "/etc/X11/Xsession.d", "/etc/dhcp/dhclient-exit-hooks.d", "/home/alice"], planted);
-      const low = Object.keys(planted).filter((p) => !highFor(findings, p));
-      assert.deepEqual(low, [], `rated below high: ${low.map((p) => `${p} (${ratingsOf(findings, p).join(", ")})`).join("; ")}`);
+      await assertPlantedHigh(["/etc/bash_completion.d", "/etc/X11/Xsession.d", "/etc/dhcp/dhclient-exit-hooks.d", "/home/alice"], planted);
     },
   );
 });
