@@ -276,9 +276,9 @@ describe("refused uses of genuine reset links and the audit log", () => {
       fx.browser({ newDevice: true }).request("POST", "/auth/password/reset/complete", { body: { token: link, newPassword: "a password of the intruder's choosing" } }),
     ]);
     const statuses = [a.statusCode, b.statusCode].sort();
-    assert.deepEqual(statuses, [200, 400], `one completion went through, the other was refused: ${a.body} / ${b.body}`);
-    const refused = a.statusCode === 400 ? a : b;
-    assert.equal((refused.json() as { error?: { code?: string } }).error?.code, "BULWARK_ERR_RESET_TOKEN", "refused as a spent link (not for its password)");
+    assert.deepEqual(statuses, [200, 409], `one completion went through, the other was refused: ${a.body} / ${b.body}`);
+    const refused = a.statusCode === 409 ? a : b;
+    assert.equal((refused.json() as { error?: { code?: string } }).error?.code, "BULWARK_ERR_RESET_BUSY", "refused as a link in use (not for its password)");
     // Secure: the refused one used a genuine link of this account (its secret matched) and is recorded against it, as a
     // replay after the commit is (auth.password.reset-refused, reason "used" or "in-progress"), sampled per link. Today
     // the in-process guard `completing` throws resetErrors.refused() before recordLinkRefusal is reached.

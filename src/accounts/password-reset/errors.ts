@@ -15,5 +15,11 @@ export const resetErrors = {
       new PasswordResetError("BULWARK_ERR_RESET_TOKEN", "input", "this password reset link is invalid, expired or already used; request a new one"),
       genuine ? { genuine } : {},
     ),
+  /**
+   * A completion of this link is running in this process (the caller proved the link's secret). Not the refusal of a
+   * spent link: the running one may yet fail (a missing factor, a refused password) and leave the link unspent.
+   */
+  busy: (): PasswordResetError =>
+    new PasswordResetError("BULWARK_ERR_RESET_BUSY", "conflict", "this password reset link is being used by another request right now; try again in a moment"),
   badPolicy: (what: string): InputError => new InputError("BULWARK_ERR_RESET_POLICY", `password reset policy: ${what}`),
 };

@@ -289,9 +289,13 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
       if (!check.valid) throw await refusedLink(request, check);
       // One completion per link at a time in this process: the link is spent only in the transaction after the new
       // password is hashed, so parallel completions of one link each queued an argon2id hash (one link bought as many
-      // as there were requests, ahead of every login). A second while the first runs gets, before any work, the answer
-      // it would have had once the first committed: the refusal of a spent link.
-      if (completing.has(check.tokenId)) throw await refusedLink(request, { reason: "in-progress", genuine: { userId: check.userId, tokenId: check.tokenId } });
+      // as there were requests, ahead of every login). A second while the first runs gets, before any work, 409
+      // BULWARK_ERR_RESET_BUSY, recorded as a refused use of the genuine link (reason in-progress). Not the refusal of
+      // a spent link: the first may yet fail (a missing factor, a refused password) and leave the link usable.
+      if (completing.has(check.tokenId)) {
+        await recordLinkRefusal(app, request, RESET_REFUSED, { userId: check.userId, tokenId: check.tokenId, reason: "in-progress" });
+        throw resetErrors.busy();
+      }
       completing.add(check.tokenId);
       try {
         return await completeReset(request, reply, check);
