@@ -585,12 +585,12 @@ describe("which baseline is the newest", () => {
         const etc = "/var/lib/bulwark/etc.baseline";
         await recordBaseline(audit, "cli:root", header(["/etc"], T0), { digest: "a".repeat(64), path: etc, entries: 900, keyId: "sk_1" });
         await recordBaseline(audit, "cli:root", header(["/etc"], T0 + 86_400_000), { digest: "b".repeat(64), path: etc, entries: 900, keyId: "sk_1" });
-        assert.equal((await supersedingRecord(database.db, { header: header(["/etc"], T0), digest: "a".repeat(64), path: etc }))?.digest, "b".repeat(64), "superseded while recent");
+        assert.equal((await supersedingRecord(database.db, { header: header(["/etc"], T0), digest: "a".repeat(64), paths: [etc] }))?.digest, "b".repeat(64), "superseded while recent");
         for (let i = 0; i < 10_000; i++) {
           const site = `/srv/www/site${i % 300}`;
           await recordBaseline(audit, "cli:root", header([site], T0 + 2 * 86_400_000 + i * 60_000), { digest: i.toString(16).padStart(64, "c"), path: `/var/lib/bulwark/site${i % 300}.baseline`, entries: 40, keyId: "sk_1" });
         }
-        const later = await supersedingRecord(database.db, { header: header(["/etc"], T0), digest: "a".repeat(64), path: etc });
+        const later = await supersedingRecord(database.db, { header: header(["/etc"], T0), digest: "a".repeat(64), paths: [etc] });
         assert.equal(later?.digest, "b".repeat(64), "the older /etc baseline is still superseded by the newer one");
       } finally {
         await database.close();

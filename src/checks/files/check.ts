@@ -2,7 +2,6 @@
 // one. Both return Findings; the CLI is a thin shell over them.
 import type { ReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
-import { resolve } from "node:path";
 import type { Signer } from "../../crypto/signer.ts";
 import type { Clock } from "../../lib/clock.ts";
 import { isBulwarkError } from "../../lib/errors.ts";
@@ -16,7 +15,7 @@ import type { RecordedBaseline } from "./records.ts";
 import { filesErrors } from "./errors.ts";
 import { FindingCollector, tapScan } from "./findings.ts";
 import type { ScanFS } from "./hash-file.ts";
-import { createNodeScanFS, normaliseRoots, NOT_LISTED, scanTree, type ScanStats } from "./scan.ts";
+import { canonicalPath, canonicalRoots, createNodeScanFS, nodeScanFS, normaliseRoots, NOT_LISTED, scanTree, type ScanStats } from "./scan.ts";
 import { createLookUp } from "./look-up.ts";
 import { isWithin, type FileEntry } from "./entry.ts";
 
@@ -75,14 +74,16 @@ export interface CreateBaselineResult {
  */
 export async function createBaseline(options: CreateBaselineOptions): Promise<CreateBaselineResult> {
   if (options.paths.length === 0) throw filesErrors.badRoot("give at least one PATH to record");
-  const roots = normaliseRoots(options.paths);
-  const excluded = normaliseRoots(options.exclude ?? []);
+  // Each PATH (and exclusion) as the directory it names: its parents' symlinks resolved (canonicalPath).
+  const fs = options.fs ?? nodeScanFS;
+  const roots = await canonicalRoots(options.paths, fs);
+  const excluded = await canonicalRoots(options.exclude ?? [], fs);
   const oneFileSystem = options.oneFileSystem ?? false;
   const collector = new FindingCollector();
   // A baseline stored inside a scanned tree must not record itself (it changes as it is written). Only the exact
   // files this run writes are left out: any other name, however much it looks like ours, is scanned.
   const temp = baselineTempPath(options.out, options.clock.now());
-  const own = new Set([options.out, temp, ...(options.publishAs === undefined ? [] : [options.publishAs])].map((p) => resolve(p)));
+  const own = new Set(await Promise.all([options.out, temp, ...(options.publishAs === undefined ? [] : [options.publishAs])].map((p) => canonicalPath(p, fs))));
   const exclude = (p: string): boolean => own.has(p) || excluded.some((x) => isWithin(p, x));
   const scan = scanTree(roots, { ...limitsOf(options), concurrency: options.concurrency, fs: options.fs, onProgress: options.onProgress, exclude, oneFileSystem });
   const written = await writeBaselineFile(options.out, tapScan(scan, collector), {
@@ -175,19 +176,20 @@ export async function compareBaseline(options: CompareBaselineOptions): Promise<
       }
       throw error;
     }
-    const roots = normaliseRoots(options.paths && options.paths.length > 0 ? options.paths : header.roots);
+    // One file system (and directory cache) for the scan and the lookups, so the directory pinned for them is the one
+    // the scan reached; another scan in this process has its own.
+    const fs = options.fs ?? createNodeScanFS();
+    // PATHs given now are spelled as a baseline spells them (canonicalPath); the recorded roots were, when recorded.
+    const roots = options.paths && options.paths.length > 0 ? await canonicalRoots(options.paths, fs) : normaliseRoots(header.roots);
     refuseUnrecorded(roots, header, options.baseline);
     // Exclusions and -xdev default to the recorded ones, so the same tree is compared.
-    const excluded = normaliseRoots(options.exclude ?? header.exclude);
+    const excluded = options.exclude ? await canonicalRoots(options.exclude, fs) : normaliseRoots(header.exclude);
     const oneFileSystem = options.oneFileSystem ?? header.oneFileSystem;
     const collector = new FindingCollector();
     // The baseline itself is left out (it was written after the scan it records), and nothing else: a
     // leftover or planted ".NAME.*.tmp" beside it is compared like any file.
-    const baselinePath = resolve(options.baseline);
+    const baselinePath = await canonicalPath(options.baseline, fs);
     const exclude = (p: string): boolean => p === baselinePath || excluded.some((x) => isWithin(p, x));
-    // One file system (and directory cache) for the scan and the lookups, so the directory pinned for them is the one
-    // the scan reached; another scan in this process has its own.
-    const fs = options.fs ?? createNodeScanFS();
     const scan = scanTree(roots, {
       ...limitsOf(options),
       concurrency: options.concurrency,

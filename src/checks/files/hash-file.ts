@@ -1,7 +1,7 @@
 // Streamed SHA-256 of one regular file, with the checks that make the hash trustworthy: the file
 // opened is the one examined (same device and inode, still regular), and it did not move while read.
 import { createHash } from "node:crypto";
-import { closeSync, constants, existsSync, fstatSync, lstatSync, openSync, read, readdirSync, readlinkSync, readSync, statSync, type BigIntStats } from "node:fs";
+import { closeSync, constants, existsSync, fstatSync, lstatSync, openSync, read, readdirSync, readlinkSync, readSync, realpathSync, statSync, type BigIntStats } from "node:fs";
 
 /** An open regular file, as the hasher needs it. */
 export interface OpenFile {
@@ -30,6 +30,11 @@ export interface ScanFS {
   unpin?(dir: string): void;
   /** Keeps the directories this file system opens open until the returned function is called (a scan or compare). */
   hold?(): () => void;
+  /**
+   * `path` with every symlink in it resolved, as the kernel resolves it. Used before a scan on the directories above
+   * each PATH (canonicalPath), the way the admin names it: without it, paths are taken as given.
+   */
+  realpath?(path: string): Promise<string>;
 }
 
 function fdFile(fd: number): OpenFile {
@@ -246,6 +251,7 @@ export function createNodeScanFS(): ScanFS {
     pin: async (dir) => cache.pin(dir),
     unpin: (dir) => cache.unpin(dir),
     hold: () => cache.hold(),
+    realpath: async (p) => nameFromBytes(cache.on(p, (sp) => realpathSync.native(sp, { encoding: "buffer" }))),
   };
 }
 

@@ -1,6 +1,6 @@
 // Public API of the files check: scan, signed baselines, compare, findings.
 export { createBaseline, compareBaseline, type CreateBaselineOptions, type CreateBaselineResult, type CompareBaselineOptions, type CompareBaselineResult, type ScanTuning } from "./check.ts";
-export { scanTree, normaliseRoots, nodeScanFS, DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_SCAN_BYTES, type ScanOptions, type ScanStats } from "./scan.ts";
+export { scanTree, normaliseRoots, canonicalPath, nodeScanFS, DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_SCAN_BYTES, type ScanOptions, type ScanStats } from "./scan.ts";
 export { hashFile, type ScanFS, type HashOutcome, type HashLimits, type ByteLimit } from "./hash-file.ts";
 export { writeBaseline, writeBaselineFile, type BaselineSink, type WriteBaselineOptions, type BaselineWriteResult } from "./baseline-write.ts";
 export { BaselineReader, type BaselineIntegrity } from "./baseline-read.ts";

@@ -22,7 +22,7 @@ forEachDialect("baseline records", (fx) => {
     const database = await fx.fresh();
     const audit = new AuditLog({ database, clock: new ManualClock(T0), random: systemRandom });
     const record = (h: BaselineHeader, d: string, path = P) => recordBaseline(audit, "cli:root", h, { digest: digest(d), path, entries: 10, keyId: "sk_1" });
-    const newer = (h: BaselineHeader, d: string, path = P) => supersedingRecord(database.db, { header: h, digest: digest(d), path });
+    const newer = (h: BaselineHeader, d: string, path: string | string[] = P) => supersedingRecord(database.db, { header: h, digest: digest(d), paths: typeof path === "string" ? [path] : path });
     return { database, audit, record, newer };
   };
 
@@ -50,6 +50,8 @@ forEachDialect("baseline records", (fx) => {
     await record(header(T0 + 1000), "b"); // the whole tree, written over the same file
     assert.equal((await newer(narrow, "a"))?.digest, digest("b"), "put back at P, the narrow one is superseded");
     assert.equal(await newer(narrow, "a", "/elsewhere/copy.baseline"), null, "a copy elsewhere of a tree recorded since only there is not");
+    // Asked with every name of the file compared (a symlink at P leading to the copy): P counts.
+    assert.equal((await newer(narrow, "a", ["/elsewhere/copy.baseline", P]))?.digest, digest("b"), "any of the names given");
     // Never recorded (the library, another data dir): a record of its tree or path dated after it supersedes it.
     assert.equal((await newer(header(T0 + 500), "z"))?.digest, digest("b"));
     assert.equal(await newer(header(T0 + 5000), "z"), null, "dated after every record");

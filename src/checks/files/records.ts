@@ -67,30 +67,33 @@ function likeLiteral(text: string): string {
  * The record of a later baseline that supersedes the one given, or null. Later is by the audit log's order, not by
  * the baselines' own dates (a clock set ahead, or two baselines in one millisecond, would make a replayed one look
  * newest): a baseline whose digest was recorded is superseded by any record after its own of the same tree or at the
- * same path (a tree widened, or an exclusion added, and written over the old file's name). A baseline never recorded
- * (made by the library, or with another database) is judged by dates: superseded when the newest such record is dated
- * after it. Each question is one query on the log's (type, seq) index, however many baselines of other trees were
- * recorded since. Records whose data was altered out of shape are passed over (the log's verify reports them).
+ * same path (a tree widened, or an exclusion added, and written over the old file's name; `paths`: each name the file
+ * given is known by, so a symlink put at the compared name, or over its directory, does not hide it). A baseline
+ * never recorded (made by the library, or with another database) is judged by dates: superseded when the newest such
+ * record is dated after it. Each question is one query on the log's (type, seq) index, however many baselines of
+ * other trees were recorded since. Records whose data was altered out of shape are passed over (the log's verify
+ * reports them).
  *
  * @example
- * const newer = await supersedingRecord(app.db.db, { header, digest: integrity.digest, path: realpathSync(file) });
+ * const newer = await supersedingRecord(app.db.db, { header, digest: integrity.digest, paths: [resolve(file), realpathSync(file)] });
  */
-export async function supersedingRecord(db: Kysely<Schema>, given: { header: BaselineHeader; digest: string; path: string }): Promise<RecordedBaseline | null> {
+export async function supersedingRecord(db: Kysely<Schema>, given: { header: BaselineHeader; digest: string; paths: readonly string[] }): Promise<RecordedBaseline | null> {
   const key = treeKey(given.header);
+  const paths = new Set(given.paths);
   const ofType = db.selectFrom("audit_events").select(["seq", "subject", "data"]).where("type", "=", BASELINE_RECORDED);
   // Canonical JSON writes each string as JSON.stringify does: the digest and the path appear in the data so.
   const digestText = `%${likeLiteral(`"digest":${JSON.stringify(given.digest)}`)}%`;
-  const pathText = `%${likeLiteral(`"path":${JSON.stringify(given.path)}`)}%`;
+  const pathTexts = [...paths].map((path) => `%${likeLiteral(`"path":${JSON.stringify(path)}`)}%`);
   const own = await ofType.where(sql<boolean>`data LIKE ${digestText} ESCAPE '\\'`).orderBy("seq", "desc").limit(1).executeTakeFirst();
   const ownSeq = own !== undefined && recordOf(parseStoredData(own.data).data)?.digest === given.digest ? Number(own.seq) : null;
   const rows = await ofType
-    .where((eb) => eb.or([eb("subject", "=", key), sql<boolean>`data LIKE ${pathText} ESCAPE '\\'`]))
+    .where((eb) => eb.or([eb("subject", "=", key), ...pathTexts.map((text) => sql<boolean>`data LIKE ${text} ESCAPE '\\'`)]))
     .$if(ownSeq !== null, (q) => q.where("seq", ">", ownSeq ?? 0))
     .orderBy("seq", "desc").limit(100).execute();
   for (const row of rows) {
     const record = recordOf(parseStoredData(row.data).data);
     // LIKE matched the path's text (SQLite ignores ASCII case there): only the same tree or the exact path counts.
-    if (record === null || record.digest === given.digest || (row.subject !== key && record.path !== given.path)) continue;
+    if (record === null || record.digest === given.digest || (row.subject !== key && !paths.has(record.path))) continue;
     if (ownSeq === null && !(Date.parse(record.createdAt) > Date.parse(given.header.createdAt))) return null;
     return record;
   }

@@ -2,12 +2,12 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { comparePaths, type FileEntry } from "./entry.ts";
-import { nodeScanFS, normaliseRoots, scanTree } from "./scan.ts";
+import { canonicalPath, canonicalRoots, nodeScanFS, normaliseRoots, scanTree } from "./scan.ts";
 import type { ScanFS } from "./hash-file.ts";
 import { tempDir } from "./test-helpers.ts";
 
@@ -94,6 +94,19 @@ describe("scanTree", () => {
     assert.deepEqual(normaliseRoots([join(root, "sub/"), root, root]), [root]);
     const entries = await collect([join(root, "sub"), root]);
     assert.equal(entries.filter((e) => e.path === join(root, "sub/b-x")).length, 1);
+  });
+
+  it("spells a PATH through a symlinked directory as the directory it is, and keeps a PATH that is a symlink as one (canonicalPath)", async () => {
+    const real = realpathSync(root);
+    assert.equal(await canonicalPath(join(root, "dirlink", "secret")), join(real, "outside-target", "secret"));
+    assert.equal(await canonicalPath(join(root, "dirlink/./")), join(real, "dirlink"), "the last name is never followed");
+    assert.equal(await canonicalPath(join(root, "no-such-dir", "x")), join(root, "no-such-dir", "x"), "an unresolvable parent is left as given");
+    assert.equal(await canonicalPath("/"), "/");
+    const { realpath: _, ...withoutRealpath } = nodeScanFS;
+    assert.equal(await canonicalPath(join(root, "dirlink", "secret"), withoutRealpath), join(root, "dirlink", "secret"), "a file system without realpath: as given");
+    assert.deepEqual(await canonicalRoots([join(root, "dirlink", "secret"), join(root, "outside-target")]), [join(real, "outside-target")], "one root, scanned once");
+    const entries = await collect([await canonicalPath(join(root, "dirlink", "secret"))]);
+    assert.deepEqual(entries.map((e) => [e.path, e.type]), [[join(real, "outside-target", "secret"), "file"]]);
   });
 
   it("refuses a root that does not exist, unless comparing", async () => {

@@ -112,6 +112,36 @@ interface Found {
 }
 
 /**
+ * `path` made absolute, with the symlinks in the directories above it resolved and its last name kept as it is (a
+ * PATH that is itself a symlink is recorded as one, never followed). A scan reaches every name through descriptors
+ * opened without following symlinks, the roots' ancestors included, so a PATH spelled through a symlinked directory
+ * (on a merged /usr, /lib → usr/lib: /lib/x86_64-linux-gnu/security) must be given as the directory it is, or its
+ * first lstat fails and nothing under it is recorded. One spelling per directory also gives a tree one key
+ * (records.ts treeKey). A parent that cannot be resolved (missing, not searchable) is left as given: the scan
+ * reports it. Resolved once, before the scan; a symlink swapped in above a root afterwards is not followed.
+ *
+ * @example
+ * await canonicalPath("/lib/x86_64-linux-gnu/security", fs); // "/usr/lib/x86_64-linux-gnu/security" (merged /usr)
+ */
+export async function canonicalPath(path: string, fs: ScanFS = nodeScanFS): Promise<string> {
+  const absolute = resolve(path);
+  if (absolute === "/" || fs.realpath === undefined) return absolute;
+  const at = absolute.lastIndexOf("/");
+  let parent: string;
+  try {
+    parent = await fs.realpath(absolute.slice(0, at) || "/");
+  } catch {
+    return absolute;
+  }
+  return `${parent === "/" ? "" : parent}/${absolute.slice(at + 1)}`;
+}
+
+/** Roots as canonicalPath spells them, normalised (normaliseRoots). */
+export async function canonicalRoots(paths: readonly string[], fs: ScanFS = nodeScanFS): Promise<string[]> {
+  return normaliseRoots(await Promise.all(paths.map((p) => canonicalPath(p, fs))));
+}
+
+/**
  * Normalises roots: absolute, sorted, and without roots nested inside another (scanned once).
  *
  * @example

@@ -6,7 +6,9 @@ import { dirname, join } from "node:path";
 import { describe, it } from "node:test";
 import { ManualClock } from "../../lib/clock.ts";
 import { compareBaseline, createBaseline } from "./check.ts";
-import { nodeScanFS, type ScanFS } from "./hash-file.ts";
+import { createNodeScanFS, nodeScanFS, type ScanFS } from "./hash-file.ts";
+import { createLookUp } from "./look-up.ts";
+import { DIR_REPLACED } from "./compare.ts";
 import { lookUpEntry, NOT_LISTED } from "./scan.ts";
 import { ratingsOf, testSigner, treeSandboxes } from "./test-helpers.ts";
 
@@ -150,5 +152,72 @@ describe("the directory lookups go through", () => {
     assert.ok(swapped);
     assert.deepEqual(ratingsOf(r.findings, join(dir, "helper")).sort(), ["files.changed/high", "files.unreadable/low"]);
     assert.equal(r.totals.removed, 0, "nothing reads as merely removed");
+  });
+});
+
+describe("lookups deeper than the directories pinned at once", () => {
+  // Red team 38, finding 2: the lookups stopped pinning at 64 directories, and below that names resolved through
+  // directories opened by name at their first child's lookup, a swap between the two unseen. Now the shallowest pinned
+  // subdirectory is let go for each deeper one, and pinned and checked again when the lookups come back up to it.
+  it("never hold more than 64 pinned, look every level up, and check a directory let go again when they come back to it", async () => {
+    const { root } = sandbox();
+    const locked = join(root, "locked");
+    const levels: string[] = [];
+    let at = locked;
+    mkdirSync(at);
+    for (let i = 1; i <= 100; i++) {
+      at = join(at, `d${String(i).padStart(3, "0")}`);
+      mkdirSync(at);
+      levels.push(at);
+      writeFileSync(join(at, "f"), `${i}\n`);
+    }
+    // Depth first, as a baseline is read: down through the directories, then each level's file on the way back up.
+    const order = [...levels, ...levels.map((d) => join(d, "f")).reverse()];
+    const own = createNodeScanFS();
+    const pinned = new Set<string>();
+    let most = 0;
+    const pins: string[] = [];
+    // Once the lookups are down at the bottom, level 10 (let go by then) reads as another directory when pinned again:
+    // a directory swapped while its descriptor was not held, reopened by name.
+    let swapped = false;
+    const fs: ScanFS = {
+      ...own,
+      pin: async (dir) => {
+        pins.push(dir);
+        pinned.add(dir);
+        most = Math.max(most, pinned.size);
+        const stat = await (own.pin as (d: string) => Promise<import("node:fs").BigIntStats>)(dir);
+        return swapped && dir === levels[9] ? Object.assign(Object.create(Object.getPrototypeOf(stat) as object) as typeof stat, stat, { ino: stat.ino + 1n }) : stat;
+      },
+      unpin: (dir) => {
+        pinned.delete(dir);
+        own.unpin?.(dir);
+      },
+    };
+    const release = (own.hold as () => () => void)();
+    try {
+      const under = await lookUpEntry(locked, { fs });
+      const examined: string[] = [];
+      const lookups = createLookUp({ fs, examined: (e) => examined.push(e.path) });
+      const found = new Map<string, { status: string; error: string | null }>();
+      for (const path of order) {
+        if (path === join(levels[99] as string, "f")) swapped = true;
+        found.set(path, await lookups.lookUp(path, under));
+      }
+      lookups.close();
+      assert.ok(most <= 64, `at most 64 directories pinned at once, saw ${most}`);
+      assert.equal(pinned.size, 0, "close() lets every one go");
+      assert.deepEqual(examined, order, "every recorded name looked up once");
+      assert.ok(pins.filter((d) => d === levels[9]).length >= 2, "level 10 was let go at the bottom and pinned again on the way up");
+      const problems: string[] = [];
+      for (const [path, e] of found) {
+        const under10 = path === join(levels[9] as string, "f");
+        // A directory found by name is not listed (NOT_LISTED): its own entries are the lookups'.
+        if (under10 ? e.error !== DIR_REPLACED : e.status !== "ok" && e.error !== NOT_LISTED) problems.push(`${path.slice(locked.length)}: ${e.status} ${e.error ?? ""}`);
+      }
+      assert.deepEqual(problems, [], "only what is under the directory found replaced is DIR_REPLACED");
+    } finally {
+      release();
+    }
   });
 });

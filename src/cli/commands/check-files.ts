@@ -147,9 +147,13 @@ async function run(ctx: CliContext, paths: string[], opts: FilesOptions): Promis
     });
   }
   const baseline = opts.compare as string;
+  // Every name the file compared is known by: as spelled, with its directories' symlinks resolved, and where it really
+  // is. A symlink put at the name the cron compares (or over its directory) leads to a copy kept elsewhere, which no
+  // record names; the name itself was recorded.
+  const names = [resolve(baseline), await files.canonicalPath(baseline), realPath(baseline)];
   const r = await files.compareBaseline({
     baseline, paths, signer, concurrency, ...limits, onProgress, exclude: opts.exclude, oneFileSystem: opts.oneFileSystem,
-    supersededBy: (given) => files.supersedingRecord(app.db.db, { ...given, path: realPath(baseline) }),
+    supersededBy: (given) => files.supersedingRecord(app.db.db, { ...given, paths: names }),
   });
   bar.done();
   // Names the finding actually raised: a baseline intact but signed with a retired key has its own.
