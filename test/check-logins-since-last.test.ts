@@ -8,6 +8,7 @@ import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, op
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it, type TestContext } from "node:test";
+import { newestSeq } from "../src/checks/logins/queries.ts";
 import { stateText } from "../src/checks/logins/window-state.ts";
 import { bulwark, bulwarkInProcess } from "./helpers/cli.ts";
 import { loginFrom } from "./helpers/checks.ts";
@@ -21,10 +22,14 @@ const R1 = Date.UTC(2026, 10, 4, 2);
 /** The second, five minutes late: more than the minute each run judges again before its window. */
 const R2 = R1 + DAY + 5 * MINUTE;
 const iso = (ms: number): string => new Date(ms).toISOString();
+/** The window's end a state file records. */
+const untilIn = (path: string): string => (JSON.parse(readFileSync(path, "utf8")) as { until: string }).until;
+/** A state of a run that ended at `at`, its log position past every event here: nothing reads as written late. */
+const stateAt = (at: number): string => stateText({ until: at, seq: Number.MAX_SAFE_INTEGER });
 
 interface Report {
   window: { since: string; until: string; hours: number };
-  state?: { file: string; lastEnd: string | null; sinceIgnored: boolean; longWindow: boolean };
+  state?: { file: string; lastEnd: string | null; sinceIgnored: boolean; longWindow: boolean; judgedFrom: string };
   findings: Array<{ id: string; severity: string; evidence: Record<string, unknown> }>;
 }
 
@@ -92,25 +97,25 @@ describe("check logins --state [sqlite]", () => {
     const first = await cronAt(t, R1, ["--state", state]);
     assert.equal(first.code, 0, first.stderr);
     assert.deepEqual([first.out.window.since, first.out.window.until], [iso(R1 - DAY), iso(R1)], "no state yet: the window is --since's default, 24 hours");
-    assert.deepEqual(first.out.state, { file: state, lastEnd: null, sinceIgnored: false, longWindow: false });
-    assert.equal(readFileSync(state, "utf8"), stateText(R1), "the state records the run's end");
+    assert.deepEqual(first.out.state, { file: state, lastEnd: null, sinceIgnored: false, longWindow: false, judgedFrom: iso(R1 - DAY - MINUTE) });
+    assert.equal(untilIn(state), iso(R1), "the state records the run's end");
     assert.equal(statSync(state).mode & 0o777, 0o600);
 
     const second = await cronAt(t, R2, ["--state", state]);
     assert.equal(second.code, 1, `the guess that worked is high, so the default --fail-on fails the run: ${second.stderr}`);
     assert.deepEqual([second.out.window.since, second.out.window.until], [iso(R1), iso(R2)], "the window starts where the last run ended");
-    assert.deepEqual(second.out.state, { file: state, lastEnd: iso(R1), sinceIgnored: false, longWindow: false });
+    assert.deepEqual(second.out.state, { file: state, lastEnd: iso(R1), sinceIgnored: false, longWindow: false, judgedFrom: iso(R1 - MINUTE) });
     const after = second.out.findings.find((f) => f.id === "logins.after-failures");
     assert.equal(after?.severity, "high", JSON.stringify(second.out.findings));
     assert.ok(namesSession(second.out, session), "the late run names the sign-in's session");
-    assert.equal(readFileSync(state, "utf8"), stateText(R2), "a run with findings (exit 1) finished: the state moves on");
+    assert.equal(untilIn(state), iso(R2), "a run with findings (exit 1) finished: the state moves on");
     assert.deepEqual(readdirSync(dir), ["logins.state"], "no temporary file left beside it");
   });
 
   it("a run that fails before its report is out leaves the state as it was, so the next run judges that window again; a first run that fails creates no state (ASVS 6.3.1, 16.3.1)", async () => {
     const dir = place();
     const state = join(dir, "logins.state");
-    writeFileSync(state, stateText(R2), { mode: 0o600 });
+    writeFileSync(state, stateAt(R2), { mode: 0o600 });
     const before = snapshot(state);
     const until = iso(R2 + DAY);
 
@@ -138,7 +143,7 @@ describe("check logins --state [sqlite]", () => {
     const retry = await bulwarkInProcess(["check", "logins", "--state", state, "--until", until, "--json", "--fail-on", "none"], env());
     assert.equal(retry.code, 0, retry.stderr);
     assert.equal((JSON.parse(retry.stdout) as Report).window.since, iso(R2));
-    assert.equal(readFileSync(state, "utf8"), stateText(R2 + DAY));
+    assert.equal(untilIn(state), iso(R2 + DAY));
 
     // A first run that fails writes no state: the next first run starts from --since again.
     const fresh = join(dir, "fresh.state");
@@ -148,14 +153,17 @@ describe("check logins --state [sqlite]", () => {
   });
 
   it("attack: a state file edited, replaced, dated ahead, not a regular file, or writable by another account is refused with exit 2 naming the file and the problem — nothing judged, the file left as it was (ASVS 2.2.1, 6.3.1) (was: no state to trust)", async () => {
-    const good = (at: number): string => stateText(at);
+    const good = (at: number): string => stateAt(at);
     const future = Date.now() + HOUR;
     const cases: Array<{ name: string; make: (path: string, dir: string) => void; problem: RegExp; rootOnly?: boolean }> = [
       { name: "not JSON", make: (p) => writeFileSync(p, "yesterday\n", { mode: 0o600 }), problem: /not a state file .*not JSON/ },
       { name: "empty", make: (p) => writeFileSync(p, "", { mode: 0o600 }), problem: /not a state file .*empty/ },
       { name: "not UTF-8", make: (p) => writeFileSync(p, Buffer.from([0xff, 0xfe, 0x7b]), { mode: 0o600 }), problem: /not UTF-8/ },
       { name: "a member more", make: (p) => writeFileSync(p, JSON.stringify({ format: "bulwark-check-logins-state/1", until: iso(R1), note: "x" }), { mode: 0o600 }), problem: /members/ },
-      { name: "another format", make: (p) => writeFileSync(p, JSON.stringify({ format: "bulwark-check-logins-state/2", until: iso(R1) }), { mode: 0o600 }), problem: /format/ },
+      { name: "another format", make: (p) => writeFileSync(p, JSON.stringify({ format: "bulwark-check-logins-state/3", until: iso(R1), seq: 1 }), { mode: 0o600 }), problem: /format/ },
+      { name: "format 2 without its position", make: (p) => writeFileSync(p, JSON.stringify({ format: "bulwark-check-logins-state/2", until: iso(R1) }), { mode: 0o600 }), problem: /members/ },
+      { name: "a position that is no number", make: (p) => writeFileSync(p, JSON.stringify({ format: "bulwark-check-logins-state/2", until: iso(R1), seq: "12" }), { mode: 0o600 }), problem: /seq .*not a position/ },
+      { name: "a negative position", make: (p) => writeFileSync(p, JSON.stringify({ format: "bulwark-check-logins-state/2", until: iso(R1), seq: -1 }), { mode: 0o600 }), problem: /seq .*not a position/ },
       { name: "a day that does not exist", make: (p) => writeFileSync(p, JSON.stringify({ format: "bulwark-check-logins-state/1", until: "2026-11-31T02:00:00.000Z" }), { mode: 0o600 }), problem: /until .*not a UTC time/ },
       { name: "a number for the time", make: (p) => writeFileSync(p, JSON.stringify({ format: "bulwark-check-logins-state/1", until: R1 }), { mode: 0o600 }), problem: /until .*not a UTC time/ },
       { name: "too large", make: (p) => writeFileSync(p, `${" ".repeat(4096)}${good(R1)}`, { mode: 0o600 }), problem: /larger than a state file/ },
@@ -198,7 +206,7 @@ describe("check logins --state [sqlite]", () => {
     chmodSync(sticky, 0o1777);
     const ok = await bulwarkInProcess(["check", "logins", "--state", join(sticky, "logins.state"), "--since", iso(R1), "--until", iso(R2), "--json", "--fail-on", "none"], env());
     assert.equal(ok.code, 0, ok.stderr);
-    assert.equal(readFileSync(join(sticky, "logins.state"), "utf8"), stateText(R2));
+    assert.equal(untilIn(join(sticky, "logins.state")), iso(R2));
   });
 
   it("--since sets the first window only (the state wins once it exists, and the report says --since was ignored); a window from a state weeks old is judged whole and the report says runs were missed; an end not after the last run's is refused", async () => {
@@ -213,18 +221,18 @@ describe("check logins --state [sqlite]", () => {
     assert.equal(next.code, 0, next.stderr);
     assert.match(next.stdout, new RegExp(`^${iso(R1).replace(/\./g, "\\.")} to ${iso(R2).replace(/\./g, "\\.")}:`, "m"));
     assert.match(next.stdout, /--since 2h is ignored/);
-    assert.equal(readFileSync(state, "utf8"), stateText(R2));
+    assert.equal(untilIn(state), iso(R2));
 
     // The last run 40 days ago: one window of 40 days, judged whole, and said to be long.
-    writeFileSync(state, stateText(R2 - 40 * DAY), { mode: 0o600 });
+    writeFileSync(state, stateAt(R2 - 40 * DAY), { mode: 0o600 });
     const long = await bulwarkInProcess(["check", "logins", "--state", state, "--until", iso(R2), "--json", "--fail-on", "none"], env());
     assert.equal(long.code, 0, long.stderr);
     const out = JSON.parse(long.stdout) as Report;
     assert.equal(out.window.since, iso(R2 - 40 * DAY));
     assert.equal(out.window.hours, 40 * 24);
     assert.equal(out.state?.longWindow, true);
-    assert.equal(readFileSync(state, "utf8"), stateText(R2));
-    writeFileSync(state, stateText(R2 - 40 * DAY), { mode: 0o600 });
+    assert.equal(untilIn(state), iso(R2));
+    writeFileSync(state, stateAt(R2 - 40 * DAY), { mode: 0o600 });
     const human = await bulwarkInProcess(["check", "logins", "--state", state, "--until", iso(R2), "--fail-on", "none"], env());
     assert.equal(human.code, 0, human.stderr);
     assert.match(human.stdout, /the window is 40 days long.*runs were missed or failed.*judged whole/);
@@ -241,5 +249,48 @@ describe("check logins --state [sqlite]", () => {
     assert.equal(ahead.code, 0, ahead.stderr);
     const recorded = Date.parse((JSON.parse(readFileSync(state, "utf8")) as { until: string }).until);
     assert.ok(recorded <= Date.now() && recorded > Date.now() - 10 * MINUTE, `recorded ${iso(recorded)}`);
+  });
+
+  it("a sign-in written after the last run read the log but stamped before its end is judged: within a day from its stamp, further back by starting the window there; a state of format 1 (no position) is still read (ASVS 6.3.5, 16.3.1)", async () => {
+    const dir = place();
+    const state = join(dir, "logins.state");
+    const end = Date.UTC(2026, 10, 30, 2);
+    // The last run ended at `end` and read the log to its newest event; then a node whose clock is behind writes a
+    // sign-in after six failures stamped two hours before that end, and another three days before it.
+    writeFileSync(state, stateText({ until: end, seq: await newestSeq(fx.app.db) }), { mode: 0o600 });
+    const won = async (email: string, at: number, net: number): Promise<string> => {
+      const victim = await fx.user(email);
+      for (let i = 0; i < 6; i++) {
+        fx.clock.set(at + i * 1_000);
+        assert.equal((await loginFrom(fx, victim.email, `guess ${i}`, `198.18.${net}.${10 + i}`)).statusCode, 401);
+      }
+      fx.clock.set(at + 10_000);
+      const hit = await loginFrom(fx, victim.email, victim.password, `198.18.${net}.99`);
+      assert.equal(hit.statusCode, 200, hit.body);
+      return hit.json().sessionId as string;
+    };
+    const hours = await won("stamped-hours-back@example.org", end - 2 * HOUR, 40);
+    const r = await bulwarkInProcess(["check", "logins", "--state", state, "--until", iso(end + DAY), "--json", "--fail-on", "none"], env());
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout) as Report;
+    assert.equal(out.window.since, iso(end), "the window itself starts where the last run ended");
+    assert.equal(out.state?.judgedFrom, iso(end - 2 * HOUR), "sign-ins are judged from the earliest written late");
+    assert.ok(namesSession(out, hours), JSON.stringify(out.findings));
+
+    const days = await won("stamped-days-back@example.org", end - 3 * DAY, 41);
+    const human = await bulwarkInProcess(["check", "logins", "--state", state, "--until", iso(end + 2 * DAY), "--fail-on", "none"], env());
+    assert.equal(human.code, 0, human.stderr);
+    assert.match(human.stdout, /written since the last run read the log are stamped before its end .* judged from 2026-11-27T02:00:00\.000Z/);
+    assert.match(human.stdout, /^2026-11-27T02:00:00\.000Z to /m, "past a day back, the window starts at the earliest written late");
+    assert.match(human.stdout, new RegExp(days), "the sign-in three days back is named");
+
+    // Format 1 (no position): read, nothing judged as written late, and the state written back as format 2.
+    writeFileSync(state, `${JSON.stringify({ format: "bulwark-check-logins-state/1", until: iso(end + 2 * DAY) })}\n`, { mode: 0o600 });
+    const legacy = await bulwarkInProcess(["check", "logins", "--state", state, "--until", iso(end + 3 * DAY), "--json", "--fail-on", "none"], env());
+    assert.equal(legacy.code, 0, legacy.stderr);
+    assert.equal((JSON.parse(legacy.stdout) as Report).window.since, iso(end + 2 * DAY));
+    const written = JSON.parse(readFileSync(state, "utf8")) as { format: string; seq: number };
+    assert.equal(written.format, "bulwark-check-logins-state/2");
+    assert.equal(written.seq, await newestSeq(fx.app.db));
   });
 });

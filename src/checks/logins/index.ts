@@ -17,7 +17,8 @@ import { REMEDY, SignInList } from "./sign-ins.ts";
 export type { SignIn } from "./sign-ins.ts";
 export type { GuessedAccount } from "./guessed.ts";
 export { LoginsStateError, LoginsStateWriteError } from "./errors.ts";
-export { checkWindowState, LONG_WINDOW_MS, readWindowState, writeWindowState } from "./window-state.ts";
+export { checkWindowState, LONG_WINDOW_MS, readWindowState, writeWindowState, type WindowState } from "./window-state.ts";
+export { newestSeq, writtenLate } from "./queries.ts";
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -32,6 +33,8 @@ const LOOK_BACK_MS = HOUR;
  * is judged whole, over any 24 hours, as `check authlog` judges them.
  */
 const SLOW_LOOK_BACK_MS = 24 * HOUR;
+/** The most LoginsCheckOptions.lateWriteMs may be: sign-ins written later than this after their stamp widen the window. */
+export const MAX_LATE_WRITE_MS = SLOW_LOOK_BACK_MS;
 /**
  * LoginsCheckOptions.lateWriteMs's default: twice BULWARK_MAX_CLOCK_SKEW_SECONDS's default (60 s), as far as a node's
  * stamps may lag the clock of the node running the check (each within the limit, on either side of the database's).
@@ -120,7 +123,7 @@ function checkOptions(o: LoginsCheckOptions): void {
   }
   if (!(Number.isFinite(o.waveFactor) && o.waveFactor >= 1)) throw new RangeError("waveFactor must be at least 1");
   if (o.pageSize !== undefined && !(Number.isInteger(o.pageSize) && o.pageSize >= 1)) throw new RangeError("pageSize must be a whole number of at least 1");
-  if (o.lateWriteMs !== undefined && !(Number.isInteger(o.lateWriteMs) && o.lateWriteMs >= 0 && o.lateWriteMs <= SLOW_LOOK_BACK_MS)) throw new RangeError("lateWriteMs must be a whole number from 0 to a day");
+  if (o.lateWriteMs !== undefined && !(Number.isInteger(o.lateWriteMs) && o.lateWriteMs >= 0 && o.lateWriteMs <= MAX_LATE_WRITE_MS)) throw new RangeError("lateWriteMs must be a whole number from 0 to a day");
 }
 
 const median = (values: number[]): number => {

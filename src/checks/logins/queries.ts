@@ -58,6 +58,25 @@ export interface BucketCount {
   unknown: number;
 }
 
+/** The audit log's position: the seq of its newest event (0 when it is empty). A run's state records it. */
+export async function newestSeq(database: Database): Promise<number> {
+  const row = await database.db.selectFrom("audit_events").select((eb) => eb.fn.max("seq").as("seq")).executeTakeFirst();
+  return Number(row?.seq ?? 0);
+}
+
+/**
+ * Login events written after the log's position `afterSeq` but stamped before `before`: how many, and the earliest
+ * stamp. The run that read the log at that position judged up to its end, so these were never judged: their writer's
+ * clock was behind the run's by more than the tolerance (this host's clock ahead, or stepped back by NTP since). The
+ * audit log's seq follows its appends, whatever the clocks.
+ */
+export async function writtenLate(database: Database, afterSeq: number, before: number): Promise<{ n: number; earliest: number | null }> {
+  const { rows } = await sql<{ n: number | string; earliest: number | string | null }>`
+    SELECT count(*) AS n, min(at) AS earliest FROM audit_events WHERE type IN ${LOGIN_TYPES} AND seq > ${afterSeq} AND at < ${before}`.execute(database.db);
+  const row = rows[0];
+  return { n: Number(row?.n ?? 0), earliest: row?.earliest === null || row?.earliest === undefined ? null : Number(row.earliest) };
+}
+
 /** Login events over [from, until) per `bucketMs` and type. */
 export async function failedByBucket(database: Database, from: number, until: number, bucketMs: number): Promise<BucketCount[]> {
   const { rows } = await sql<{ bucket: number | string; type: string; n: number | string; accounts: number | string; unknown: number | string | null }>`

@@ -11,7 +11,20 @@ import { kindOf } from "../input-file.ts";
 import { LoginsStateError, LoginsStateWriteError } from "./errors.ts";
 
 /** The `format` member of every state file this writes; another value is not ours (or a later version's). */
-export const STATE_FORMAT = "bulwark-check-logins-state/1";
+export const STATE_FORMAT = "bulwark-check-logins-state/2";
+/** The format before the state recorded the log's position (read still: its `seq` is unknown). */
+const STATE_FORMAT_1 = "bulwark-check-logins-state/1";
+
+/** Where the last successful run ended. */
+export interface WindowState {
+  /** The end of its window (epoch ms). */
+  until: number;
+  /**
+   * The audit log's position (the newest event's seq) before that run read it, or null (a state of format 1): an
+   * event written after it and stamped before `until` was never judged (a clock stepped back, a cron host ahead).
+   */
+  seq: number | null;
+}
 /** A state is about 80 bytes: a file past this is not one, and is not read into memory. */
 const MAX_STATE_BYTES = 1024;
 /** The only spelling of `until` this writes (Date#toISOString): anything else was edited by hand or is not ours. */
@@ -66,8 +79,8 @@ async function checkDirectory(path: string): Promise<void> {
   }
 }
 
-/** The end of the last run's window recorded in `text`, strictly as stateText writes it. */
-function parseState(path: string, text: string): number {
+/** The last run recorded in `text`, strictly as stateText writes it (or wrote it, format 1). */
+function parseState(path: string, text: string): WindowState {
   const notOurs = (why: string): LoginsStateError => new LoginsStateError(path, `it is not a state file of \`check logins\`: ${why}; remove it to start again from --since`);
   let value: unknown;
   try {
@@ -76,31 +89,34 @@ function parseState(path: string, text: string): number {
     throw notOurs(text.trim() === "" ? "it is empty" : "it is not JSON");
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) throw notOurs("it is not a JSON object");
+  const { format, until, seq } = value as { format: unknown; until: unknown; seq: unknown };
+  if (format !== STATE_FORMAT && format !== STATE_FORMAT_1) throw notOurs(`its format is ${JSON.stringify(format).slice(0, 60)}, not "${STATE_FORMAT}"`);
+  const expected = format === STATE_FORMAT ? "format,seq,until" : "format,until";
   const members = Object.keys(value).sort();
-  if (members.join(",") !== "format,until") throw notOurs(`its members are ${JSON.stringify(members).slice(0, 80)}, not "format" and "until"`);
-  const { format, until } = value as { format: unknown; until: unknown };
-  if (format !== STATE_FORMAT) throw notOurs(`its format is ${JSON.stringify(format).slice(0, 60)}, not "${STATE_FORMAT}"`);
+  if (members.join(",") !== expected) throw notOurs(`its members are ${JSON.stringify(members).slice(0, 80)}, not ${expected.split(",").map((m) => `"${m}"`).join(", ")}`);
   const ms = typeof until === "string" && ISO_UTC.test(until) ? Date.parse(until) : Number.NaN;
   if (!Number.isFinite(ms) || new Date(ms).toISOString() !== until) throw notOurs(`its until ${JSON.stringify(until).slice(0, 60)} is not a UTC time as this command writes it (2026-12-06T02:00:00.000Z)`);
-  return ms;
+  if (format === STATE_FORMAT_1) return { until: ms, seq: null };
+  if (typeof seq !== "number" || !Number.isSafeInteger(seq) || seq < 0) throw notOurs(`its seq ${JSON.stringify(seq).slice(0, 60)} is not a position in the audit log (a whole number)`);
+  return { until: ms, seq };
 }
 
-/** The file's content for a window that ended at `until` (epoch ms). */
-export function stateText(until: number): string {
-  return `${JSON.stringify({ format: STATE_FORMAT, until: new Date(until).toISOString() })}\n`;
+/** The file's content for a window that ended at `until` (epoch ms), the log read from position `seq` on. */
+export function stateText(state: WindowState & { seq: number }): string {
+  return `${JSON.stringify({ format: STATE_FORMAT, until: new Date(state.until).toISOString(), seq: state.seq })}\n`;
 }
 
 /**
- * Where the last successful run with the state file `path` ended (epoch ms), or null when the file does not exist
- * yet (the first run: its window is --since's). Throws LoginsStateError (exit 2, the file untouched) for a directory
+ * Where the last successful run with the state file `path` ended (its window's end, and the log's position it read
+ * from), or null when the file does not exist yet (the first run: its window is --since's). Throws LoginsStateError (exit 2, the file untouched) for a directory
  * the state cannot be kept in safely, a path that is not a regular file of this user's that only it can write, or
  * content this did not write. Checked on the path, then again on the descriptor opened (O_NOFOLLOW, O_NONBLOCK: a
  * link or a FIFO swapped in meanwhile is refused, never followed nor waited on).
  *
  * @example
- * const last = await readWindowState("/var/lib/bulwark-cron/logins.state"); // 1796522400000, or null the first time
+ * const last = await readWindowState("/var/lib/bulwark-cron/logins.state"); // { until: 1796522400000, seq: 5120 }, or null
  */
-export async function readWindowState(path: string): Promise<number | null> {
+export async function readWindowState(path: string): Promise<WindowState | null> {
   await checkDirectory(path);
   let st: Stats;
   try {
@@ -153,16 +169,16 @@ export function checkWindowState(path: string, until: number, options: { now: nu
 }
 
 /**
- * Records `until` (epoch ms) as the end of the last successful run: written whole under a temporary name in the same
- * directory (created exclusively, owner-only), synced, renamed over `path`, and the directory synced, so a crash
- * leaves the old state or the new one, never a partial file. Call it only once the run's report and --ids-out are
- * written: a crash before then leaves the old state, and the next run judges the window again. Throws
- * LoginsStateWriteError (exit 3), the old state left in place.
+ * Records `state` (the window's end, epoch ms, and the log's position before it was read) as the last successful run:
+ * written whole under a temporary name in the same directory (created exclusively, owner-only), synced, renamed over
+ * `path`, and the directory synced, so a crash leaves the old state or the new one, never a partial file. Call it only
+ * once the run's report and --ids-out are written: a crash before then leaves the old state, and the next run judges
+ * the window again. Throws LoginsStateWriteError (exit 3), the old state left in place.
  *
  * @example
- * await writeWindowState("/var/lib/bulwark-cron/logins.state", until);
+ * await writeWindowState("/var/lib/bulwark-cron/logins.state", { until, seq });
  */
-export async function writeWindowState(path: string, until: number): Promise<void> {
+export async function writeWindowState(path: string, state: WindowState & { seq: number }): Promise<void> {
   const dir = dirname(resolve(path));
   const temp = join(dir, `.${basename(path)}.${process.pid}.tmp`);
   const code = (error: unknown): string => (error as NodeJS.ErrnoException).code ?? (error as Error).message;
@@ -174,7 +190,7 @@ export async function writeWindowState(path: string, until: number): Promise<voi
     throw new LoginsStateWriteError(path, `cannot create ${temp}: ${code(error)}`, { cause: error });
   }
   try {
-    await writeAll(handle, Buffer.from(stateText(until), "utf8"));
+    await writeAll(handle, Buffer.from(stateText(state), "utf8"));
     await handle.sync(); // on disk before it has the name: after a power loss the name holds the old state or this one
     await handle.close();
     await rename(temp, path);

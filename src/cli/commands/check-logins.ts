@@ -63,7 +63,7 @@ export default {
         .option("--ids-out <file>", "write the id of every account a reported sign-in belongs to, one per line, for `bulwark contain … --ids` (a new file)"),
     ).action(
       action(ctx, async (opts: LoginsOptions) => {
-        const { checkLogins, checkWindowState, DEFAULT_LOGINS_OPTIONS, LONG_WINDOW_MS, readWindowState, writeWindowState } = await import("../../checks/logins/index.ts");
+        const { checkLogins, checkWindowState, DEFAULT_LOGINS_OPTIONS, LONG_WINDOW_MS, MAX_LATE_WRITE_MS, newestSeq, readWindowState, writeWindowState, writtenLate } = await import("../../checks/logins/index.ts");
         const { datedAheadToleranceFor } = await import("../../store/clock-skew.ts");
         // Checked before the store is opened: a typo costs nothing.
         const waveMin = whole(opts.waveMin, "--wave-min", 1, DEFAULT_LOGINS_OPTIONS.waveMin);
@@ -79,7 +79,8 @@ export default {
         if (opts.until !== undefined) parseTime(opts.until, "--until", Date.now());
         // The state file too (where the last run ended; null: none yet), refused whole and left untouched if it is not
         // one this user wrote (src/checks/logins/window-state.ts).
-        const lastEnd = opts.state === undefined ? null : await readWindowState(opts.state);
+        const last = opts.state === undefined ? null : await readWindowState(opts.state);
+        const lastEnd = last?.until ?? null;
         const app = await ctx.app();
         const now = app.clock.now();
         // A sign-in stamped late by a node whose clock is behind is judged again in the next run (twice the clock skew a
@@ -88,18 +89,34 @@ export default {
         if (opts.state !== undefined && lastEnd !== null) checkWindowState(opts.state, lastEnd, { now, aheadToleranceMs: lateWriteMs });
         const until = opts.until === undefined ? now : parseTime(opts.until, "--until", now);
         // With a state, the window starts where the last run ended: --since is for the first run only.
-        const since = lastEnd ?? parseTime(sinceText, "--since", now);
+        let since = lastEnd ?? parseTime(sinceText, "--since", now);
         if (lastEnd !== null && lastEnd >= until) {
           throw new InputError("BULWARK_ERR_USAGE", `--state ${JSON.stringify(opts.state)}: the last run ended at ${new Date(lastEnd).toISOString()}, not before this run's end (${new Date(until).toISOString()}): nothing to judge (an earlier --until, or the clock set back); the file is left as it was`);
         }
         if (since >= until) throw new InputError("BULWARK_ERR_USAGE", `--since (${new Date(since).toISOString()}) must be before --until (${new Date(until).toISOString()})`);
+        // The log's position before it is read, for the state: the next run asks what was written after it.
+        const seq = opts.state === undefined ? 0 : await newestSeq(app.db);
+        // Sign-ins written since the last run read the log but stamped before what this run judges again (its end less
+        // lateWriteMs) were judged by no run: their writer's clock was behind this host's by more than the tolerance
+        // (this host's clock ahead of the writers', or set back since). Judged now, from the earliest of them: by the
+        // log's order, not by the clocks. Past a day, the window itself starts there.
+        let lateMs = lateWriteMs;
+        let lateLine: string | null = null;
+        if (last?.seq !== null && last?.seq !== undefined) {
+          const late = await writtenLate(app.db, last.seq, since - lateWriteMs);
+          if (late.earliest !== null) {
+            if (since - late.earliest <= MAX_LATE_WRITE_MS) lateMs = since - late.earliest;
+            else since = late.earliest;
+            lateLine = `${late.n} sign-in event(s) written since the last run read the log are stamped before its end (${new Date(lastEnd as number).toISOString()}) by more than ${lateWriteMs / 1000} s: their writers' clocks were behind this host's when it ran (this host's clock ahead, or set back since); sign-ins are judged from ${new Date(late.earliest).toISOString()}`;
+          }
+        }
         // The id file is created before the log is read (never over an existing file: it may be another run's, or a
         // link planted where the operator writes), so a refusal costs no scan; it is removed again if the check fails,
         // so a retry is not refused for it.
         const idsOut = opts.idsOut === undefined ? null : await createIdsFile(opts.idsOut);
         let r: Awaited<ReturnType<typeof checkLogins>>;
         try {
-          r = await checkLogins(app.db, { since, until, waveMin, waveFactor, streak, sprayMin, guessMin, baselineDays, lateWriteMs });
+          r = await checkLogins(app.db, { since, until, waveMin, waveFactor, streak, sprayMin, guessMin, baselineDays, lateWriteMs: lateMs });
           if (idsOut !== null) {
             await idsOut.writeFile(r.reportedAccounts.map((id) => `${id}\n`).join(""));
             await idsOut.sync(); // on disk before the run reports it written: the list a containment's --ids then reads
@@ -118,6 +135,7 @@ export default {
           lastEnd === null
             ? `${opts.state} does not exist yet: the window is --since's; it records this run's end once the report is written`
             : `the window starts where the last run with ${opts.state} ended${sinceIgnored ? ` (--since ${opts.since} is ignored: it sets the first window only)` : ""}`,
+          ...(lateLine === null ? [] : [lateLine]),
           ...(longWindow ? [`the window is ${Math.round(((until - since) / 86_400_000) * 10) / 10} days long: runs were missed or failed since ${new Date(since).toISOString()}; it is judged whole, and the spraying and guessed-account rules count failures over all of it`] : []),
         ];
         const usual = r.usualFrom === "window" ? "the window's own median, the store being younger than the baseline" : `the median hour of the ${baselineDays} days before`;
@@ -134,7 +152,7 @@ export default {
             window: r.window, failed: r.failed, throttled: r.throttled, succeeded: r.succeeded, medianFailedPerHour: r.medianFailedPerHour,
             usualFailedPerHour: r.usualFailedPerHour, usualFrom: r.usualFrom, waves: r.waves, sprayingAddresses: r.sprayingAddresses, guessedAccounts: r.guessedAccounts,
             succeededWithoutDetail: r.succeededWithoutDetail, reportedAccounts: r.reportedAccounts.length,
-            ...(opts.state === undefined ? {} : { state: { file: opts.state, lastEnd: lastEnd === null ? null : new Date(lastEnd).toISOString(), sinceIgnored, longWindow } }),
+            ...(opts.state === undefined ? {} : { state: { file: opts.state, lastEnd: lastEnd === null ? null : new Date(lastEnd).toISOString(), sinceIgnored, longWindow, judgedFrom: new Date(since - lateMs).toISOString() } }),
           },
           summary,
         });
@@ -147,7 +165,7 @@ export default {
             throw new RuntimeFailure("BULWARK_ERR_OUTPUT_WRITE", `cannot write the report (${(cause as Error).message}); --state ${JSON.stringify(opts.state)} is left as it was: the next run judges this window again`, { cause });
           }
           // Never past the time the log was read: an --until ahead of it covered sign-ins not yet made.
-          await writeWindowState(opts.state, Math.min(until, now));
+          await writeWindowState(opts.state, { until: Math.min(until, now), seq });
         }
         return code;
       }),
