@@ -160,7 +160,8 @@ forEachDialect("check logins, red team", (dialect) => {
     await insert(rows);
     await insert([stuffed("usr_site", T0 + 17 * HOUR, "2001:db8:48:ffff::7")]);
     const report = await cron(database, T0 + DAY);
-    assert.deepEqual(report.waves, [], "40 an hour: no wave (this test's premise)");
+    // 40 an hour: no 60 minutes reach the bar (six hours of it against the usual 2 are a wave since red team 38); what
+    // this pins is the site found spraying, whatever the waves.
     const v6 = report.sprayingAddresses.filter((a) => a.ip.includes(":"));
     assert.deepEqual(v6.map((a) => [a.ip, a.accounts, a.signIns]), [["2001:db8:48::/48", 400, 1]], `the /48 rotating its /64s is not a spraying client: ${output(report)}`);
     assert.ok(output(report).includes("ses_usr_site"), output(report));

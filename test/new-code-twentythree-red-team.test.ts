@@ -255,10 +255,13 @@ forEachDialect("an unfinished sign-up taken at the moment its link is followed",
 
 /**
  * The window's median hour and its waves as `check logins` computed them before 84a0b83: one array slot per hour of the
- * window and one loop step per 10-minute bucket (dense). The reference the sparse walk must agree with.
+ * window and one loop step per 10-minute bucket (dense). The reference the sparse walk must agree with. Since red team
+ * 38 a wave is judged over 6 and 24 hours too (bars: --wave-min times the square root of the hours, --wave-factor times
+ * the usual hours), failures counted from 24 hours before the window, a bucket of a longer span's wave holding at least
+ * its whole even share of the bar and two failures.
  */
 function denseReference(failures: readonly number[], since: number, until: number, waveMin: number, waveFactor: number): { median: number; waves: Array<[string, string, number]> } {
-  const from = since - HOUR;
+  const from = since - 24 * HOUR;
   const byBucket = new Map<number, number>();
   for (const at of failures) if (at >= from && at < until) byBucket.set(Math.floor(at / BUCKET_MS), (byBucket.get(Math.floor(at / BUCKET_MS)) ?? 0) + 1);
   const windowHours = Math.max(1, Math.ceil((until - since) / HOUR));
@@ -266,17 +269,20 @@ function denseReference(failures: readonly number[], since: number, until: numbe
   for (const [bucket, n] of byBucket) if (bucket * BUCKET_MS >= since) perHour[Math.min(windowHours - 1, Math.floor((bucket * BUCKET_MS - since) / HOUR))]! += n;
   const sorted = [...perHour].sort((a, b) => a - b);
   const median = sorted[Math.floor((sorted.length - 1) / 2)]!;
-  const threshold = Math.max(waveMin, waveFactor * Math.max(median, 1));
   const n = (b: number): number => byBucket.get(b) ?? 0;
   const first = Math.floor(from / BUCKET_MS);
   const end = Math.ceil(until / BUCKET_MS);
-  const perWindow = HOUR / BUCKET_MS;
   const hot = new Set<number>();
-  let sum = 0;
-  for (let b = first; b < end; b++) {
-    sum += n(b) - (b - perWindow >= first ? n(b - perWindow) : 0);
-    if (sum < threshold) continue;
-    for (let k = Math.max(first, b - perWindow + 1); k <= b; k++) if (n(k) * 12 >= threshold) hot.add(k);
+  for (const hours of [1, 6, 24]) {
+    const threshold = Math.ceil(Math.max(waveMin * Math.sqrt(hours), waveFactor * Math.max(median, 1) * hours));
+    const perWindow = (hours * HOUR) / BUCKET_MS;
+    const share = hours === 1 ? threshold / 12 : Math.max(2, threshold / perWindow);
+    let sum = 0;
+    for (let b = first; b < end; b++) {
+      sum += n(b) - (b - perWindow >= first ? n(b - perWindow) : 0);
+      if (sum < threshold) continue;
+      for (let k = Math.max(first, b - perWindow + 1); k <= b; k++) if (n(k) >= share) hot.add(k);
+    }
   }
   const spans: Array<{ first: number; last: number }> = [];
   for (const b of [...hot].sort((x, y) => x - y)) {

@@ -25,8 +25,18 @@ const HOUR = 60 * MINUTE;
 /** Failures are counted in buckets this long; a wave is judged over any 60 minutes of them, not per clock hour. */
 export const BUCKET_MS = 10 * MINUTE;
 const BUCKETS_PER_HOUR = HOUR / BUCKET_MS;
-/** How far before the window a wave may begin: one that straddles the window's start (a daily run's edge) is seen whole. */
+/** How far before the window the sign-ins of a wave are read: one that straddles the window's start (a daily run's edge). */
 const LOOK_BACK_MS = HOUR;
+/**
+ * The spans a wave is judged over. Over any 60 minutes the bar is the larger of --wave-min and --wave-factor times the
+ * usual hour; over longer spans, --wave-factor times the usual hours of the span and --wave-min times the square root
+ * of its hours: a campaign paced under the hourly bar all day (90 an hour against a usual 2: 2,160 accounts tried, no
+ * hour at 100) is far past the usual over 6 or 24 hours, while an honest day's count strays from its mean by about
+ * the square root of it, not in proportion. Failures are counted from the longest span before the window, so one that
+ * began the day before is judged whole.
+ */
+const WAVE_SPAN_HOURS = [1, 6, 24] as const;
+const WAVE_LOOK_BACK_MS = 24 * HOUR;
 /**
  * How far before the window the slow rules (spraying addresses, guessed accounts) count failures, for a client or an
  * account that failed in the window too: a campaign split between two daily runs (15 guesses in each, the bar at 20)
@@ -51,7 +61,10 @@ export interface LoginsCheckOptions {
   until: number;
   /** A wave is any 60 minutes with at least this many failed logins... */
   waveMin: number;
-  /** ...and at least this many times the usual hour (the median hour of the `baselineDays` before the window). */
+  /**
+   * ...and at least this many times the usual hour: the median hour of the `baselineDays` before the window, or of the
+   * `baselineDays` before those if lower.
+   */
   waveFactor: number;
   /** A sign-in after this many failed attempts in a row is reported (the notice to the owner uses the same 5). */
   streak: number;
@@ -160,9 +173,10 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
   // BULWARK_MAX_CLOCK_SKEW_SECONDS). No run can tell which it saw, so those are judged again (some reported twice).
   const judgedFrom = since - (options.lateWriteMs ?? DEFAULT_LATE_WRITE_MS);
   const from = judgedFrom - LOOK_BACK_MS;
+  const countedFrom = judgedFrom - WAVE_LOOK_BACK_MS;
 
   // Counted in the database, per 10 minutes: a wave of a million failures is one query, never a million rows read.
-  const counts = await failedByBucket(database, from, until, BUCKET_MS);
+  const counts = await failedByBucket(database, countedFrom, until, BUCKET_MS);
   let failed = 0;
   let throttled = 0;
   let succeeded = 0;
@@ -189,14 +203,21 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
 
   // The usual rate comes from before the window (the window is what a stuffer fills: hours of cheap failures raised
   // its median above the real wave). A store younger than that falls back on the window's own.
-  const before = options.baselineDays > 0 ? await failedBefore(database, since - options.baselineDays * 24 * HOUR, since) : null;
-  const usual = before !== null && before.hours.length > 0 ? median(before.hours) : windowMedian;
+  const period = options.baselineDays * 24 * HOUR;
+  const before = options.baselineDays > 0 ? await failedBefore(database, since - period, since) : null;
+  // The lower of that period's median and the one before it (when the store is that old): a campaign paced under the
+  // bars for a week raised that week's median (95 an hour against a real 2), which would have let the next week run at
+  // five times that unseen. Such a week is reported as it happens (the 6- and 24-hour spans); to move the usual rate
+  // too, it must go on for two periods, each day of them reported.
+  const previous = before !== null && before.hours.length > 0 ? await failedBefore(database, since - 2 * period, since - period) : null;
+  const usual = before !== null && before.hours.length > 0 ? Math.min(median(before.hours), previous !== null && previous.hours.length > 0 ? median(previous.hours) : Infinity) : windowMedian;
   const usualFrom = before !== null && before.hours.length > 0 ? "before-window" : "window";
-  const threshold = Math.max(options.waveMin, options.waveFactor * Math.max(usual, 1));
+  const thresholds = WAVE_SPAN_HOURS.map((hours) => ({ hours, at: Math.ceil(Math.max(options.waveMin * Math.sqrt(hours), options.waveFactor * Math.max(usual, 1) * hours)) }));
+  const threshold = (thresholds[0] as { at: number }).at;
 
   // A wave that ended before the window (after judgedFrom) is the run before's, judged again only for a sign-in during
   // it written late (below): kept when one was.
-  const waveSpans = findWaves(byBucket, Math.floor(from / BUCKET_MS), Math.ceil(until / BUCKET_MS), threshold)
+  const waveSpans = findWaves(byBucket, Math.floor(countedFrom / BUCKET_MS), Math.ceil(until / BUCKET_MS), thresholds)
     .filter((w) => (w.last + 1) * BUCKET_MS > judgedFrom);
   const waveEnded = waveSpans.map((w) => (w.last + 1) * BUCKET_MS <= since);
   const waveOf = (at: number): number => {
@@ -274,7 +295,7 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
   const addresses = [...sprayIPs.values()].filter((a) => !earlier.has(a.ip) || a.signIns > 0).sort((a, b) => b.accounts - a.accounts || a.ip.localeCompare(b.ip));
   const earlierListed = addresses.filter((a) => earlier.has(a.ip)).length;
   const findings: Finding[] = [
-    ...waveFindings(waves, keptWaves.map((k) => k.list), { threshold, usual, usualFrom, options }),
+    ...waveFindings(waves, keptWaves.map((k) => k.list), { thresholds, usual, usualFrom, options }),
     ...sprayFinding(addresses, spraying.recent + earlierListed, lists.spray, options, earlierListed),
     ...guessedReport.findings,
     ...afterFailuresFinding(lists.after, options),
@@ -288,24 +309,30 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
 }
 
 /**
- * The waves among the buckets [first, end): a bucket is in a wave when some 60 minutes holding it reach `threshold`
- * and it carries its part of that rate itself (at least a twelfth: half an even share), so a wave's span is where its
- * failures are, not the quiet minutes around them. Adjacent wave buckets make one wave. Only the buckets holding
- * failures are walked (the 60 minutes ending at an empty bucket hold no more than those ending at the last full one
- * before it), so the work is the log's, not the window's.
+ * The waves among the buckets [first, end): a bucket is in a wave when some span of one of `thresholds`' lengths
+ * holding it reaches that span's bar and it carries its part of that rate itself (a twelfth of the bar over 60
+ * minutes), so a wave's span is where its failures are, not the quiet minutes around them.
+ * Adjacent wave buckets make one wave. Only the buckets holding failures are walked (a span ending at an empty bucket
+ * holds no more than the one ending at the last full bucket before it), so the work is the log's, not the window's.
  */
-function findWaves(byBucket: Map<number, BucketCount>, first: number, end: number, threshold: number): Array<{ first: number; last: number }> {
+function findWaves(byBucket: Map<number, BucketCount>, first: number, end: number, thresholds: ReadonlyArray<{ hours: number; at: number }>): Array<{ first: number; last: number }> {
   const n = (b: number): number => byBucket.get(b)?.n ?? 0;
   const keys = [...byBucket.keys()].filter((b) => b >= first && b < end).sort((x, y) => x - y);
   const hot = new Set<number>();
-  let sum = 0;
-  // keys[start..j]: the buckets of the 60 minutes ending at keys[j].
-  for (let j = 0, start = 0; j < keys.length; j++) {
-    const b = keys[j]!;
-    sum += n(b);
-    while (keys[start]! <= b - BUCKETS_PER_HOUR) sum -= n(keys[start++]!);
-    if (sum < threshold) continue;
-    for (let k = start; k <= j; k++) if (n(keys[k]!) * 12 >= threshold) hot.add(keys[k]!);
+  for (const { hours, at } of thresholds) {
+    const buckets = hours * BUCKETS_PER_HOUR;
+    let sum = 0;
+    // keys[start..j]: the buckets of the span ending at keys[j].
+    for (let j = 0, start = 0; j < keys.length; j++) {
+      const b = keys[j]!;
+      sum += n(b);
+      while (keys[start]! <= b - buckets) sum -= n(keys[start++]!);
+      if (sum < at) continue;
+      // Over 60 minutes, half an even share of the bar; over longer spans a whole one and at least two failures: their
+      // even share is a failure or less a bucket, which the usual background alone reaches.
+      const share = hours === 1 ? at / (2 * buckets) : Math.max(2, at / buckets);
+      for (let k = start; k <= j; k++) if (n(keys[k]!) >= share) hot.add(keys[k]!);
+    }
   }
   const spans: Array<{ first: number; last: number }> = [];
   for (const b of [...hot].sort((x, y) => x - y)) {
@@ -316,7 +343,9 @@ function findWaves(byBucket: Map<number, BucketCount>, first: number, end: numbe
   return spans;
 }
 
-function waveFindings(waves: Wave[], lists: SignInList[], ctx: { threshold: number; usual: number; usualFrom: string; options: LoginsCheckOptions }): Finding[] {
+function waveFindings(waves: Wave[], lists: SignInList[], ctx: { thresholds: ReadonlyArray<{ hours: number; at: number }>; usual: number; usualFrom: string; options: LoginsCheckOptions }): Finding[] {
+  const threshold = (ctx.thresholds[0] as { at: number }).at;
+  const longer = ctx.thresholds.slice(1).map((t) => `${t.at} in ${t.hours} hours`).join(" or ");
   // The most severe first (sign-ins got through), then the largest: a stuffer's cheap waves in front of the real one
   // pushed it past the waves reported one by one.
   const order = waves.map((_, i) => i).sort((a, b) => (waves[b]!.newDeviceSignIns > 0 ? 1 : 0) - (waves[a]!.newDeviceSignIns > 0 ? 1 : 0) || waves[b]!.failed - waves[a]!.failed || a - b);
@@ -330,9 +359,9 @@ function waveFindings(waves: Wave[], lists: SignInList[], ctx: { threshold: numb
       severity: got > 0 ? "high" : "medium",
       title,
       detail:
-        `Failed logins reached at least ${ctx.threshold} in 60 minutes (${ctx.options.waveFactor}× the usual ${ctx.usual} an hour, read from ${ctx.usualFrom === "window" ? "the window itself, the store being younger" : `the ${ctx.options.baselineDays} days before the window`}; ` +
-        `and at least ${ctx.options.waveMin}): ${failed} failure(s), ${got} sign-in(s) from a browser new to its account meanwhile${list.length > 0 ? `: ${SignInList.describe(list.slice(0, 10))}${got > 10 ? ", …" : ""}` : ""}.`,
-      evidence: { waves: indexes.map((i) => waves[i]), threshold: ctx.threshold, usualFailedPerHour: ctx.usual, newDeviceSignInsListed: list, ...SignInList.others(indexes.map((i) => lists[i]!), list) },
+        `Failed logins reached at least ${threshold} in 60 minutes${longer === "" ? "" : `, or ${longer}`} (${ctx.options.waveFactor}× the usual ${ctx.usual} an hour, read from ${ctx.usualFrom === "window" ? "the window itself, the store being younger" : `the ${ctx.options.baselineDays} days before the window, or the ${ctx.options.baselineDays} before those if lower`}; ` +
+        `and at least ${ctx.options.waveMin}, or that times the square root of the hours): ${failed} failure(s), ${got} sign-in(s) from a browser new to its account meanwhile${list.length > 0 ? `: ${SignInList.describe(list.slice(0, 10))}${got > 10 ? ", …" : ""}` : ""}.`,
+      evidence: { waves: indexes.map((i) => waves[i]), threshold, thresholds: ctx.thresholds, usualFailedPerHour: ctx.usual, newDeviceSignInsListed: list, ...SignInList.others(indexes.map((i) => lists[i]!), list) },
       remediation: got > 0 ? REMEDY : "Nothing got through from a new browser. Watch whether it goes on; flood control already refuses each address past its hourly failures, " +
         "so a wave this size comes from many addresses: block them upstream if it persists (they are in the auth.login.failed events of those hours).",
     };

@@ -59,7 +59,7 @@ export default {
         .option("--streak <n>", "report a sign-in after at least this many failed attempts in a row on its account (default 5, as the owner's notice)")
         .option("--spray-min <n>", "report an address that failed on at least this many different accounts in the window and the 24 hours before it, and the sign-ins from it (default 20)")
         .option("--guess-min <n>", "report an account that took at least this many failed logins in the window and the 24 hours before it, at any pace, from any addresses, and the sign-ins from browsers new to it after them (default 20)")
-        .option("--baseline-days <n>", "days before the window whose median hour is the usual rate of failures (default 7; 0: the window's own)")
+        .option("--baseline-days <n>", "days before the window whose median hour is the usual rate of failures, or of the as many days before those if lower (default 7; 0: the window's own)")
         .option("--ids-out <file>", "write the id of every account a reported sign-in belongs to, one per line, for `bulwark contain … --ids` (a new file)"),
     ).action(
       action(ctx, async (opts: LoginsOptions) => {
@@ -138,7 +138,7 @@ export default {
           ...(lateLine === null ? [] : [lateLine]),
           ...(longWindow ? [`the window is ${Math.round(((until - since) / 86_400_000) * 10) / 10} days long: runs were missed or failed since ${new Date(since).toISOString()}; it is judged whole, and the spraying and guessed-account rules count failures over all of it`] : []),
         ];
-        const usual = r.usualFrom === "window" ? "the window's own median, the store being younger than the baseline" : `the median hour of the ${baselineDays} days before`;
+        const usual = r.usualFrom === "window" ? "the window's own median, the store being younger than the baseline" : `the median hour of the ${baselineDays} days before, or of the ${baselineDays} before those if lower`;
         const summary = [
           `${r.window.since} to ${r.window.until}: ${r.failed} failed login(s), usually ${r.usualFailedPerHour} an hour (${usual}), ${r.throttled} throttled event(s), ${r.succeeded} sign-in(s); ${r.waves.length} wave(s), ${r.sprayingAddresses.length} spraying address(es), ${r.guessedAccounts.length} guessed account(s)`,
           ...stateLines,
