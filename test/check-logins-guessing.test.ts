@@ -285,7 +285,7 @@ forEachDialect("check logins, guessed accounts", (dialect) => {
     assert.deepEqual(report.reportedAccounts, ["usr_evening"]);
   });
 
-  it("the look-back has edges: an account guessed 25 times the day before and not since is the run before's to report, unless a browser new to it signs in in the window (the guess that worked, after the daily edge: the run before never saw it); failures more than 24 hours before the window do not count; a spraying address split 12 + 12 accounts over the two days is reported, one seen only the day before is not, nor a sign-in from it by a browser its account knew (was: the split sprayer was under the bar in both runs; the account guessed the day before and got into from a new browser in the window was reported by neither run)", async () => {
+  it("the look-back has edges: an account guessed 25 times the day before and not since is the run before's to report, unless a browser new to it signs in in the window (the guess that worked, after the daily edge: the run before never saw it); failures more than 24 hours before the window do not count toward the day's bar (the week's reports that account, 30 failures from 30 clients, medium); a spraying address split 12 + 12 accounts over the two days is reported, one seen only the day before is not, nor a sign-in from it by a browser its account knew (was: the split sprayer was under the bar in both runs; the account guessed the day before and got into from a new browser in the window was reported by neither run)", async () => {
     const { database, insert } = await rawAuditStore(dialect, T0 - 30 * DAY, "gl");
     const rows: AuditRow[] = [];
     for (let i = 0; i < 25; i++) rows.push(failed("usr_yesterday", T0 - 20 * HOUR + i * 30 * MINUTE, `198.51.100.${i + 1}`));
@@ -303,9 +303,12 @@ forEachDialect("check logins, guessed accounts", (dialect) => {
     rows.sort((a, b) => a.at - b.at);
     await insert(rows);
     const report = await day(database);
-    assert.deepEqual(report.guessedAccounts.map((a) => [a.userId, a.failed, a.failedInWindow, a.newDeviceSignIns]), [["usr_yesterday", 25, 0, 1]],
-      `only the account a new browser got into in the window; not one under the bar within the day before and the window, nor one only its owner signed in to since: ${JSON.stringify(report.guessedAccounts)}`);
-    assert.deepEqual(guessedFindings(report.findings).map((f) => f.severity), ["high"]);
+    // usr_old is under the bar within the day before and the window (15 + 15, half of them 30 hours back); over the
+    // week before the window it took 30 from 30 clients: the longer horizon reports it, medium (nothing got in).
+    assert.deepEqual(report.guessedAccounts.map((a) => [a.userId, a.failed, a.failedInWindow, a.newDeviceSignIns]), [["usr_yesterday", 25, 0, 1], ["usr_old", 30, 15, 0]],
+      `only the account a new browser got into in the window, and the one over the week; not one only its owner signed in to since: ${JSON.stringify(report.guessedAccounts)}`);
+    assert.deepEqual(guessedFindings(report.findings).map((f) => f.severity), ["high", "medium"]);
+    assert.match(guessedFindings(report.findings)[1]?.detail ?? "", /over the window and the 7 days before it, from at least 10 clients/);
     assert.deepEqual(report.sprayingAddresses.map((a) => [a.ip, a.accounts, a.failed]), [["192.0.2.90", 24, 24]], "the split sprayer whole, the one that stopped before the window not");
     assert.deepEqual(report.reportedAccounts, ["usr_yesterday"]);
   });

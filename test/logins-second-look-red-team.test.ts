@@ -199,7 +199,7 @@ forEachDialect("check logins, second look", (dialect) => {
     assert.equal(worst(report), "high");
   });
 
-  it("attack: sign-ins after a run of failures at the window's exact edges — one at `since`, one at `until` − 1 ms, one at `until` — are each judged by two contiguous daily runs, none by neither (the one at `until` − 1 ms by both: the next run judges again the 60 s before its window, not knowing whether a sign-in stamped there was written before the run before read the log); an account's failures from exactly 24 hours before the window count toward --guess-min, one a millisecond earlier does not (ASVS 16.3.1, 6.3.5)", async () => {
+  it("attack: sign-ins after a run of failures at the window's exact edges — one at `since`, one at `until` − 1 ms, one at `until` — are each judged by two contiguous daily runs, none by neither (the one at `until` − 1 ms by both: the next run judges again the 60 s before its window, not knowing whether a sign-in stamped there was written before the run before read the log); an account's failures from exactly 24 hours before the window count toward --guess-min, one a millisecond earlier does not (that account is reported over the week before the window instead, from 20 clients) (ASVS 16.3.1, 6.3.5)", async () => {
     const { database, insert } = await rawAuditStore(dialect, T0 - 30 * DAY, "ed");
     const since = T0 + DAY;
     const until = since + DAY;
@@ -221,9 +221,11 @@ forEachDialect("check logins, second look", (dialect) => {
     const next = await run(database, until, until + DAY);
     const after = (r: LoginsReport): string[] => ((r.findings.find((f) => f.id === "logins.after-failures")?.evidence["signIns"] as SignIn[] | undefined) ?? []).map((s) => s.userId).sort();
     assert.deepEqual([after(previous), after(current), after(next)], [[], ["usr_at_since", "usr_before_until"], ["usr_at_until", "usr_before_until"]]);
-    assert.deepEqual(current.guessedAccounts.map((a) => [a.userId, a.failed, a.newDeviceSignIns]), [["usr_edge", 20, 1]], JSON.stringify(current.guessedAccounts));
+    assert.deepEqual(current.guessedAccounts.map((a) => [a.userId, a.failed, a.newDeviceSignIns]), [["usr_edge", 20, 1], ["usr_short", 20, 1]], JSON.stringify(current.guessedAccounts));
     const guessed = current.findings.filter((f): f is Finding => f.id === "logins.guessed-account");
-    assert.deepEqual(guessed.map((f) => [f.severity, (f.evidence["account"] as { userId: string }).userId]), [["high", "usr_edge"]]);
+    assert.deepEqual(guessed.map((f) => [f.severity, (f.evidence["account"] as { userId: string }).userId]), [["high", "usr_edge"], ["high", "usr_short"]]);
+    // usr_edge by the day's bar; usr_short only by the week's (its first failure is past the day before the window).
+    assert.deepEqual(guessed.map((f) => /the 7 days before it/.test(f.detail)), [false, true]);
   });
 });
 

@@ -20,9 +20,10 @@
 //   right password typed that way is refused, so they are no guesses at the victim and do not count against it; each
 //   is a distinct identifier toward the address's spraying count, so the look-alike spray reports its address.
 //
-// Found (1, 2 and 4 fixed since: waves are judged over 6 and 24 hours too, against --wave-min times the square root
-// of the hours; the usual hour is the lower of two periods' medians; --state records the audit log's position and the
-// next run judges what was written after it, whatever its stamp. 3 open, marked todo):
+// Found (all four fixed since: waves are judged over 6 and 24 hours too, against --wave-min times the square root of
+// the hours; the usual hour is the lower of two periods' medians; an account's failures are counted over the
+// --baseline-days too, from at least half --guess-min clients; --state records the audit log's position and the next
+// run judges what was written after it, whatever its stamp):
 // 1. A password spray from a botnet, one try per address, paced at 90 failures an hour (under --wave-min's 100 in any
 //    60 minutes) against a usual 2 an hour, all day: 2,160 accounts tried, no address at --spray-min, no account at
 //    --guess-min, so no rule fires, and the three sign-ins the sprayed password won (new browsers) are in no finding.
@@ -137,9 +138,7 @@ forEachDialect("check logins, round thirty-eight", (dialect) => {
     assert.equal(worst(report), "high");
   });
 
-  it("attack: one account guessed 4 times a day from fresh addresses for 20 days (80 failures), its owner signing in each evening from a known browser (the streak back to 0, never at --streak 5), then the guess works from a new browser after 3 failures — some daily run must report the account and that sign-in (ASVS 6.3.1, 6.3.5, 16.3.1)", {
-    todo: "finding: no run reports it. The guessed-account rule counts an account's failures over the window and the 24 hours before it only (index.ts SLOW_LOOK_BACK_MS, queries.ts failedByAccount): 8 per 48 hours stays under --guess-min 20 forever, and logins.after-failures needs 5 in a row, which the owner's sign-ins reset. An attacker gets ~1,400 guesses a year at one account with no report (flood control's 100-in-a-row stop never comes either). Fix: also count an account's failures over a longer horizon (e.g. --baseline-days, 7 days) with a bar scaled to it, counting distinct clients that are not the owner's known ones, and judge the new-browser sign-ins after them",
-  }, async () => {
+  it("attack: one account guessed 4 times a day from fresh addresses for 20 days (80 failures), its owner signing in each evening from a known browser (the streak back to 0, never at --streak 5), then the guess works from a new browser after 3 failures — some daily run must report the account and that sign-in (ASVS 6.3.1, 6.3.5, 16.3.1) (was: no run reported it: failures were counted over 48 hours only)", async () => {
     const { database, insert } = await rawAuditStore(dialect, T0 - 40 * DAY, "slow");
     const D0 = T0 - 19 * DAY;
     const victim = "usr_slowvictim";
@@ -154,7 +153,8 @@ forEachDialect("check logins, round thirty-eight", (dialect) => {
     await insert(byTime(rows));
     const reports: LoginsReport[] = [];
     for (let d = 0; d < 20; d++) reports.push(await run(database, D0 + d * DAY, D0 + (d + 1) * DAY));
-    assert.ok(reports.every((r) => r.guessedAccounts.length === 0), "premise: no run's 48 hours reach --guess-min");
+    // No run's 48 hours reach --guess-min: the first runs, whose week holds fewer than 20, report nothing guessed.
+    assert.ok(reports.slice(0, 4).every((r) => r.guessedAccounts.length === 0), "premise: under the bar over the week too");
     assert.ok(reports.every((r) => !r.findings.some((f) => f.id === "logins.after-failures")), "premise: no streak reaches --streak");
     assert.ok(reports.some((r) => names(r, "ses_slowthief") && r.reportedAccounts.includes(victim)), `80 guesses from 79 addresses, then a new browser got in, and no run reported it: ${JSON.stringify(reports.at(-1)?.findings.map((f) => f.id))}`);
   });

@@ -51,6 +51,15 @@ interface Tracked {
 export interface GuessOptions extends SlowRange {
   guessMin: number;
   streak: number;
+  /**
+   * The days before the window its failures are counted over (`from`), for the report's words; 1 unless the range is
+   * the longer horizon (GuessedAccounts.readSlow).
+   */
+  days?: number;
+  /** Sign-ins before this are not judged (the longer horizon judges those of its own run only); default none. */
+  signInsNotBefore?: number;
+  /** The clients an account must have failed from (the longer horizon's bar), for the report's words. */
+  minClients?: number;
 }
 
 const iso = (ms: number): string => new Date(ms).toISOString();
@@ -96,16 +105,33 @@ export class GuessedAccounts {
   }
 
   /**
+   * The same rule over a longer horizon (`from`: the `days` before the window), for a guessing too slow for any 48
+   * hours: a few tries a day from fresh addresses, the owner's own sign-ins resetting the failures in a row, reach the
+   * bar in a week and never in two days. Only accounts not in `except` (the rule over the day before) that failed from
+   * at least `minClients` clients count: an owner mistyping from home every day is one client. Sign-ins are judged from
+   * `signInsNotBefore` (this run's own), so no week of them is read again each day. The MAX_GUESSED accounts with the
+   * most failures are kept; past them, nothing is judged on this horizon (the day's rule still is).
+   */
+  static async readSlow(database: Database, options: GuessOptions & { days: number; minClients: number; signInsNotBefore: number }, except: GuessedAccounts): Promise<GuessedAccounts> {
+    const { accounts } = await failedByAccount(database, options, options.guessMin);
+    const fresh = accounts.filter((a) => !except.#accounts.has(a.userId));
+    const clients = await clientsByAccount(database, options.from, options.until, fresh.map((a) => a.userId));
+    const kept = fresh.filter((a) => (clients.get(a.userId)?.clients ?? 0) >= options.minClients);
+    return new GuessedAccounts(kept, kept.length, false, options);
+  }
+
+  /**
    * Where the sign-ins this rule judges begin: the first failure of an account it tracks (a guess that worked the day
    * before the window, in a campaign the run before saw only half of), or the range's start when the list was cut (an
    * account past it is judged from its own first failure, read in finish); the window's start when no guessing began
    * before it.
    */
   get signInsFrom(): number {
-    if (this.cut) return this.#options.from;
+    const notBefore = this.#options.signInsNotBefore ?? -Infinity;
+    if (this.cut) return Math.max(this.#options.from, notBefore);
     let first = this.#options.since;
     for (const t of this.#accounts.values()) first = Math.min(first, t.row.firstAt);
-    return first;
+    return Math.max(first, notBefore);
   }
 
   /**
@@ -139,7 +165,7 @@ export class GuessedAccounts {
   }
 
   #judge(tracked: Tracked, at: number, signIn: SignIn): boolean {
-    if (at < tracked.row.firstAt) return false;
+    if (at < tracked.row.firstAt || at < (this.#options.signInsNotBefore ?? -Infinity)) return false;
     if (signIn.newDevice === false) tracked.known++;
     if (signIn.newDevice !== true) return false;
     (tracked.list ??= new SignInList(this.#options.streak)).add(signIn);
@@ -206,6 +232,7 @@ export class GuessedAccounts {
 
   #one(t: Tracked, account: GuessedAccount): Finding {
     const { guessMin } = this.#options;
+    const days = this.#options.days ?? 1;
     const signIns = t.list?.items() ?? [];
     const count = t.list?.count ?? 0;
     const { userId, email, ...facts } = account;
@@ -219,9 +246,9 @@ export class GuessedAccounts {
         ? `${name}: ${account.failed} failed logins from ${from}, then ${count} sign-in(s) from a browser new to it${account.emailChangedAt === null ? "" : `, then the account changed its email address (${account.emailChangedAt})`}`
         : `${name}: ${account.failed} failed logins from ${from}`,
       detail:
-        `The account ${email ?? userId} (${account.userId}) took ${account.failed} failed logins (--guess-min ${guessMin}) from ${from} (${account.addresses}${account.clientsComplete ? "" : " or more"} address(es) as written; ` +
+        `The account ${email ?? userId} (${account.userId}) took ${account.failed} failed logins (--guess-min ${guessMin}${days > 1 ? ` over the window and the ${days} days before it, from at least ${this.#options.minClients ?? 1} clients: a guessing too slow for any 48 hours` : ""}) from ${from} (${account.addresses}${account.clientsComplete ? "" : " or more"} address(es) as written; ` +
         `an IPv6 /64 is one client, an IPv4 address one whatever its spelling, as flood control counts them) between ${account.firstFailure} and ${account.lastFailure}` +
-        `${account.failedInWindow < account.failed ? `, ${account.failedInWindow} of them in the window and the rest in the 24 hours before it` : ""}: ` +
+        `${account.failedInWindow < account.failed ? `, ${account.failedInWindow} of them in the window and the rest in the ${days > 1 ? `${days} days` : "24 hours"} before it` : ""}: ` +
         "someone guessing its password at a pace and from enough addresses that no limit stops them (flood control stops an account only at 100 failures in a row, and each sign-in of its owner starts that count again). " +
         (count > 0
           ? `${count} sign-in(s) from a browser new to it came after the first of them, a guess that may have worked: ${SignInList.describe(signIns.slice(0, 10))}${count > 10 ? ", …" : ""}.`

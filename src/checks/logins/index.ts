@@ -43,6 +43,11 @@ const WAVE_LOOK_BACK_MS = 24 * HOUR;
  * is judged whole, over any 24 hours, as `check authlog` judges them.
  */
 const SLOW_LOOK_BACK_MS = 24 * HOUR;
+/**
+ * How many days before the window an account's failures are counted for the slower guessing bar (guessed.ts
+ * readSlow): --guess-min of them from at least half as many clients.
+ */
+const GUESS_HORIZON_DAYS = 7;
 /** The most LoginsCheckOptions.lateWriteMs may be: sign-ins written later than this after their stamp widen the window. */
 export const MAX_LATE_WRITE_MS = SLOW_LOOK_BACK_MS;
 /**
@@ -234,6 +239,13 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
   const earlier = new Set(spraying.clients.flatMap((s) => (s.recent ? [] : [s.ip])));
   // Accounts failing at least guessMin times, whatever the pace and the addresses: one account guessed by a botnet.
   const guessing = await GuessedAccounts.read(database, { ...slow, guessMin: options.guessMin, streak: options.streak });
+  // The same over the week before the window, from at least half as many clients as --guess-min: a few guesses a day
+  // at one account from fresh addresses (its owner's sign-ins resetting the failures in a row) reach the bar in a week
+  // and never in 48 hours. Judged on the sign-ins of this run.
+  const slowGuessing = await GuessedAccounts.readSlow(database, {
+    from: since - GUESS_HORIZON_DAYS * 24 * HOUR, since, until, judgedFrom, guessMin: options.guessMin, streak: options.streak,
+    days: GUESS_HORIZON_DAYS, minClients: Math.max(2, Math.ceil(options.guessMin / 2)), signInsNotBefore: judgedFrom,
+  }, guessing);
 
   const lists = {
     after: new SignInList(options.streak),
@@ -256,6 +268,7 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
       reported.add(signIn.userId);
     }
     if (guessing.signedIn(at, signIn)) reported.add(signIn.userId);
+    if (slowGuessing.signedIn(at, signIn)) reported.add(signIn.userId);
     if (at >= judgedFrom && spray) {
       spray.signIns++;
       lists.spray.add(signIn);
@@ -271,8 +284,9 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
     }
   }
   for (const id of await guessing.finish(database)) reported.add(id);
-  await SignInList.fillEmails(database, [lists.after, lists.spray, ...lists.waves, ...guessing.lists()]);
+  await SignInList.fillEmails(database, [lists.after, lists.spray, ...lists.waves, ...guessing.lists(), ...slowGuessing.lists()]);
   const guessedReport = await guessing.report(database);
+  const slowReport = await slowGuessing.report(database);
 
   const keptWaves = waveSpans.flatMap((span, i) => (!waveEnded[i] || lists.waves[i]!.count > 0 ? [{ span, list: lists.waves[i]!, succeeded: succeededDuringWave[i]! }] : []));
   const waves: Wave[] = keptWaves.map(({ span, list, succeeded }) => {
@@ -298,13 +312,14 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
     ...waveFindings(waves, keptWaves.map((k) => k.list), { thresholds, usual, usualFrom, options }),
     ...sprayFinding(addresses, spraying.recent + earlierListed, lists.spray, options, earlierListed),
     ...guessedReport.findings,
+    ...slowReport.findings,
     ...afterFailuresFinding(lists.after, options),
     ...incompleteFinding(spraying, guessing, options),
   ];
   return {
     findings, window: { since: iso(since), until: iso(until), hours: windowHours }, failed, throttled, succeeded,
     medianFailedPerHour: windowMedian, usualFailedPerHour: usual, usualFrom, waves,
-    sprayingAddresses: addresses.slice(0, MAX_ADDRESSES), guessedAccounts: guessedReport.accounts, succeededWithoutDetail: withoutDetail, reportedAccounts: [...reported],
+    sprayingAddresses: addresses.slice(0, MAX_ADDRESSES), guessedAccounts: [...guessedReport.accounts, ...slowReport.accounts].slice(0, MAX_ADDRESSES), succeededWithoutDetail: withoutDetail, reportedAccounts: [...reported],
   };
 }
 
