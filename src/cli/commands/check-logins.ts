@@ -58,7 +58,7 @@ export default {
         .option("--wave-factor <n>", "...and at least this many times the usual hour (default 5; see --baseline-days)")
         .option("--streak <n>", "report a sign-in after at least this many failed attempts in a row on its account (default 5, as the owner's notice)")
         .option("--spray-min <n>", "report an address that failed on at least this many different accounts in the window and the 24 hours before it, and the sign-ins from it (default 20)")
-        .option("--guess-min <n>", "report an account that took at least this many failed logins in the window and the 24 hours before it, at any pace, from any addresses, and the sign-ins from browsers new to it after them (default 20)")
+        .option("--guess-min <n>", "report an account that took at least this many failed logins in the window and the 24 hours before it, at any pace, from any addresses (or in the 7 days before it, from at least half as many clients), and the sign-ins from browsers new to it after them (default 20)")
         .option("--baseline-days <n>", "days before the window whose median hour is the usual rate of failures, or of the as many days before those if lower (default 7; 0: the window's own)")
         .option("--ids-out <file>", "write the id of every account a reported sign-in belongs to, one per line, for `bulwark contain … --ids` (a new file)"),
     ).action(
@@ -102,7 +102,7 @@ export default {
         // log's order, not by the clocks. Past a day, the window itself starts there.
         let lateMs = lateWriteMs;
         let lateLine: string | null = null;
-        if (last?.seq !== null && last?.seq !== undefined) {
+        if (last !== null && last.seq !== null) {
           const late = await writtenLate(app.db, last.seq, since - lateWriteMs);
           if (late.earliest !== null) {
             if (since - late.earliest <= MAX_LATE_WRITE_MS) lateMs = since - late.earliest;
