@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { isIPv6 } from "node:net";
 import { test } from "node:test";
 import fc from "fast-check";
-import { addressFamily, canonicalIPv6, isIPv6Text, scanAddress } from "./address.ts";
+import { addressFamily, canonicalIPv6, ipv6GroupOf, isIPv6Text, isTranslatedIPv4, scanAddress } from "./address.ts";
 
 test("scans IPv4, IPv6, IPv4-mapped IPv6 and host names, stopping at punctuation", () => {
   assert.deepEqual(scanAddress("x 203.0.113.9 port", 2), { address: "203.0.113.9", end: 13 });
@@ -46,4 +46,21 @@ test("canonical IPv6 text is valid and stable", () => {
     }),
     { numRuns: 2000 },
   );
+});
+
+// ASVS 16.3.1. Red team 38, finding 6: the zone was dropped, so fe80::1 on eth0 and on eth1 were one client.
+test("a link-local address keeps its zone (two links, two hosts); any other address drops it", () => {
+  assert.deepEqual(scanAddress("fe80::BAD:1%eth0 port 22", 0), { address: "fe80::bad:1%eth0", end: 16 });
+  assert.deepEqual(scanAddress("febf::1%2 port", 0), { address: "febf::1%2", end: 9 });
+  assert.deepEqual(scanAddress("2001:db8::9%eth0 port", 0), { address: "2001:db8::9", end: 16 });
+  assert.deepEqual(scanAddress("fe80::1 port", 0), { address: "fe80::1", end: 7 });
+});
+
+// Red team 38, findings 6 and 7: a /64 that is no one host's is not counted as one.
+test("ipv6GroupOf: the /64 of an ordinary address; none for link-local or NAT64 addresses", () => {
+  assert.equal(ipv6GroupOf("2001:db8:1:2::7"), "2001:db8:1:2::/64");
+  assert.equal(ipv6GroupOf("fec0::1"), "fec0::/64", "site-local (deprecated) is not link-local");
+  for (const a of ["fe80::1%eth0", "fe80::1", "febf:ffff::1%eth1", "64:ff9b::cb00:7142", "64:ff9b:1::cb00:7142", "64:ff9b:1:ab00:7142::"]) assert.equal(ipv6GroupOf(a), null, a);
+  assert.equal(ipv6GroupOf("64:ff9b:0:1::cb00:7142"), "64:ff9b:0:1::/64", "64:ff9b::/32 outside the /96 and the local-use /48");
+  assert.equal(isTranslatedIPv4(canonicalIPv6("64:ff9b::203.0.113.66")), true);
 });

@@ -140,6 +140,43 @@ export function ipv6Prefix64(address: string): string {
   return p;
 }
 
+/** Whether a canonical IPv6 address (maybe with a zone) is link-local, fe80::/10: "fe8x:" to "febx:". */
+function isLinkLocal(address: string): boolean {
+  if (address.charCodeAt(4) !== 58 /* : */ || !address.startsWith("fe")) return false;
+  const c = address.charCodeAt(2);
+  return c === 56 /* 8 */ || c === 57 /* 9 */ || c === 97 /* a */ || c === 98 /* b */;
+}
+
+/**
+ * Whether a canonical IPv6 address is an IPv4 client translated by NAT64/SIIT: the well-known prefix 64:ff9b::/96
+ * (RFC 6052) or RFC 8215's local-use 64:ff9b:1::/48, in any of RFC 6052's formats. The IPv4 address is all of the
+ * client the address holds; the rest is the translator's.
+ */
+export function isTranslatedIPv4(address: string): boolean {
+  if (!address.startsWith("64:ff9b:")) return false;
+  const g = ipv6Groups(address);
+  return g[2] === 1 || (g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0);
+}
+
+/**
+ * The IPv6 /64 a client address is counted in beside itself (`ipv6Prefix64`), or null when that /64 is no one host's:
+ * - link-local (fe80::/10, logged with its zone, "fe80::1%eth0"): fe80::/64 is every link-local host on every link of
+ *   this server, so five failures from five addresses a LAN guest gave itself on eth0 made the admin's login from his
+ *   own link-local address on eth1 an offender's. Counted by address and zone only.
+ * - NAT64 (`isTranslatedIPv4`): 64:ff9b::/64 holds every IPv4 client of the translator, so one IPv4 attacker made every
+ *   IPv4 client's login an offender's and put the whole IPv4 Internet into the nft set. Each such address is one IPv4
+ *   client (the translator maps one to one), counted by itself as the login flood control counts it by its IPv4
+ *   address (src/accounts/flood/ip-bucket.ts); the IPv6 form is kept, as it is what the packets carry on this host.
+ *
+ * @example
+ * ipv6GroupOf("2001:db8:1:2::7"); // "2001:db8:1:2::/64"
+ * ipv6GroupOf("fe80::1%eth0"); // null
+ * ipv6GroupOf("64:ff9b::cb00:7109"); // null
+ */
+export function ipv6GroupOf(address: string): string | null {
+  return isLinkLocal(address) || isTranslatedIPv4(address) ? null : ipv6Prefix64(address);
+}
+
 function isHostChar(c: number): boolean {
   // [A-Za-z0-9._:-] — the characters of an address or a DNS name.
   return (c >= 48 && c <= 58) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 46 || c === 95 || c === 45;
@@ -198,9 +235,14 @@ export function scanAddress(s: string, i: number): ScannedAddress | null {
     if (text.startsWith("::ffff:") && isIPv4(text.slice(7))) return { address: canonicalIPv4(text.slice(7)), end };
     if (!isIPv6Text(text)) return null;
     // A scoped address carries its zone: sshd logs a link-local client as "fe80::1%eth0" (what getnameinfo returns).
-    // The zone names this host's interface, not the client: counted by the address, the zone skipped. Before, the
-    // "%" ended the token and the line was dropped, so a brute force and a root login from the LAN went unseen.
-    return { address: canonicalCached(text), end: s.charCodeAt(end) === 37 ? skipZone(s, end) : end };
+    // Before, the "%" ended the token and the line was dropped, so a brute force and a root login from the LAN went
+    // unseen. The zone names this host's interface: a link-local address keeps it, since fe80::1 on eth0 and fe80::1
+    // on eth1 are two hosts on two links (a guest on eth0 can give itself the admin's address on eth1); any other
+    // address is one host whatever interface it came in on, and drops it.
+    const address = canonicalCached(text);
+    if (s.charCodeAt(end) !== 37 /* % */) return { address, end };
+    const zoneEnd = skipZone(s, end);
+    return { address: zoneEnd > end && isLinkLocal(address) ? `${address}${s.slice(end, zoneEnd)}` : address, end: zoneEnd };
   }
   // A DNS name (UseDNS yes): must contain a letter and end with a letter or digit.
   const last = raw.charCodeAt(raw.length - 1);

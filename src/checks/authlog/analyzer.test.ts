@@ -291,3 +291,60 @@ test("pushName keeps the most recently tried names: a name tried again is not co
   assert.equal(pushName(s, "e", 5000 + DAY + 1, 3, DAY), false);
   assert.ok(s.names.length <= 3);
 });
+
+// --- Red team 38 ---
+
+const REF38 = Date.UTC(2026, 11, 7, 12);
+const iso38 = (s: number): string => new Date(Date.UTC(2026, 11, 6, 10) + s * 1000).toISOString();
+
+// ASVS 16.3.1. Finding 8: where account lookup ignores case (SSSD's AD provider, winbind), sshd logs the name as typed.
+test("per-user rules count a name's spellings as one user; the evidence shows the name as first logged", () => {
+  const lines = ["admin", "Admin", "ADMIN", "aDmin", "adMin"].map((u, i) => `${iso38(i * 20)} web sshd[${1000 + i}]: Failed password for ${u} from 198.18.${i}.7 port 50000 ssh2`);
+  lines.push(`${iso38(200)} web sshd[2000]: Accepted password for ADMIN from 198.18.99.7 port 50000 ssh2`);
+  const r = analyzeLines(lines, { referenceMs: REF38 });
+  assert.deepEqual(r.attackedUsers.map((u) => [u.user, u.failures]), [["admin", 5]]);
+  assert.deepEqual(r.compromises.map((c) => [c.user, c.targetedUser?.user]), [["ADMIN", "admin"]]);
+});
+
+// ASVS 16.3.1. Finding 6: fe80::/64 is every link-local host on every link; counted by address and zone.
+test("link-local failures are counted by address and zone, never as one /64", () => {
+  const lines = Array.from({ length: 5 }, (_, i) => `${iso38(i)} web sshd[80${i}]: Failed password for invalid user guest from fe80::bad:${i + 1}%eth0 port ${50000 + i} ssh2`);
+  for (let i = 0; i < 5; i++) lines.push(`${iso38(10 + i)} web sshd[81${i}]: Failed password for invalid user guest from fe80::66%eth1 port ${51000 + i} ssh2`);
+  lines.push(`${iso38(600)} web sshd[900]: Accepted publickey for admin from fe80::66%eth0 port 40000 ssh2: ED25519 SHA256:3q2+7w`);
+  const r = analyzeLines(lines, { referenceMs: REF38 });
+  assert.deepEqual(r.offenders.map((o) => o.address), ["fe80::66%eth1"]);
+  assert.deepEqual(r.compromises, [], "fe80::66 on eth0 is another host than on eth1");
+});
+
+// ASVS 16.3.1. Finding 7: each 64:ff9b::/96 address is one IPv4 client, counted alone.
+test("NAT64 addresses are counted one by one, as the IPv4 clients they are, never as one /64", () => {
+  const lines = Array.from({ length: 5 }, (_, i) => `${iso38(i)} web sshd[80${i}]: Failed password for root from 64:ff9b::cb00:7142 port ${50000 + i} ssh2`);
+  for (let i = 0; i < 4; i++) lines.push(`${iso38(10 + i)} web sshd[81${i}]: Failed password for root from 64:ff9b:1::c633:64${String(i + 10)} port 51000 ssh2`);
+  lines.push(`${iso38(600)} web sshd[900]: Accepted publickey for admin from 64:ff9b::c000:20a port 40000 ssh2: ED25519 SHA256:3q2+7w`);
+  const r = analyzeLines(lines, { referenceMs: REF38 });
+  assert.deepEqual(r.offenders.map((o) => o.address), ["64:ff9b::cb00:7142"]);
+  assert.deepEqual(r.compromises, []);
+});
+
+// ASVS 16.3.1. Finding 5: forged failures stamped years back, four after every four real ones, are read between them.
+test("failures stamped years back, read between a burst's failures, do not keep its address or user below the window", () => {
+  const lines: string[] = [];
+  for (let i = 0; i < 12; i++) {
+    lines.push(`${iso38(i)} web sshd[900]: Failed password for deploy from 203.0.113.66 port ${40000 + i} ssh2`);
+    if (i % 4 === 3) for (let k = 0; k < 4; k++) lines.push(`<38>1 2024-06-0${k + 1}T00:00:00Z m sshd 77 - - Failed password for deploy from 203.0.113.66 port 1 ssh2`);
+  }
+  const r = analyzeLines(lines, { referenceMs: REF38 });
+  assert.deepEqual(r.offenders.map((o) => o.address), ["203.0.113.66"]);
+  assert.deepEqual(r.attackedUsers.map((u) => u.user), ["deploy"]);
+});
+
+// Finding 5, the spraying rule: a name older than every one held took the place of the oldest real one.
+test("pushName: a new name stamped before every name held is not kept and meets nothing", () => {
+  const s: SprayState = { names: [], times: [], oldest: 0, marks: null };
+  for (let i = 0; i < 3; i++) assert.equal(pushName(s, `u${i}`, 1000 + i, 3, 600_000), i === 2);
+  assert.equal(pushName(s, "old", 0 - 10 * 600_000, 3, 600_000), false);
+  assert.deepEqual(s.names, ["u0", "u1", "u2"]);
+  // Read out of order, the latest name decides: three names within the window only if the latest is too.
+  assert.equal(pushName(s, "late", 10 * 600_000, 3, 600_000), false);
+  assert.equal(pushName(s, "mid", 1500, 3, 600_000), false, "u2 (1002), mid (1500) and late (6,000,000) are not within 10 minutes");
+});

@@ -2,7 +2,7 @@
 // connection tracker, and keeps per-address and per-user sliding windows (fail2ban's maxretry
 // within findtime) to name offenders, brute-forced users, and logins that followed them; and, over
 // the compromise window, the slow rules (spraying, guessing) that catch the same attacks paced under it.
-import { ipv6Prefix64 } from "./address.ts";
+import { ipv6GroupOf } from "./address.ts";
 import { detach } from "./connection-tracker.ts";
 import { AuthLogOptionError } from "./errors.ts";
 import { ExpiringTable } from "./expiring-table.ts";
@@ -13,6 +13,7 @@ import { markSlow, pushName, slowRunBefore } from "./slow-rules.ts";
 import { LineSplitter } from "./line-splitter.ts";
 import { LineStage, type SshdEventSink } from "./line-stage.ts";
 import { RemoteLines } from "./remote-lines.ts";
+import { NOT_KEPT, pushByStamp, pushReadOrder, withinWindowByStamp } from "./time-window.ts";
 import type { SshdEvent } from "./sshd-messages.ts";
 import type { AttackRun, AuthLogLimits, AuthLogOptions, AuthLogResult, SlowEvidence, SlowMarks, SourceRecord, SuccessRecord, UserRecord } from "./types.ts";
 
@@ -99,14 +100,14 @@ interface KeptLogin {
   counted: boolean;
 }
 
-/** Records one failure time in a ring of the last `n`; true when those n lie within `window`. */
-function pushWindow(ring: Float64Array, count: number, t: number, window: number): boolean {
-  const n = ring.length;
-  ring[count % n] = t;
-  if (count + 1 < n) return false;
-  const oldest = ring[(count + 1) % n] ?? t;
-  return Math.abs(t - oldest) <= window;
-}
+/**
+ * A user name as the per-user rules count it: folded to lower case. Where the account lookup ignores case (SSSD's AD
+ * provider by default, winbind) "admin", "Admin" and "ADMIN" are one account whose password PAM checks, and sshd logs
+ * the name as the client typed it: keyed as logged, a botnet's guesses in six spellings stayed below every rule. On a
+ * system where two accounts differ only by case, folding adds their failures up: it can only add findings. (V8 gives
+ * back the same string when nothing changes: a lower-case name costs no copy.)
+ */
+const userKey = (user: string): string => user.toLowerCase();
 
 /** A copy of an address record as it stands, for a finding's evidence: the live record goes on counting. */
 function snapshotSource(s: SourceRecord): SourceRecord {
@@ -162,6 +163,7 @@ export class AuthLogAnalyzer {
   #lastSource: SourceRecord | undefined;
   #lastPrefix: SourceRecord | undefined;
   #lastUserRecord: UserRecord | undefined;
+  #lastUserKey = "";
   #file = "";
   readonly stats = {
     files: 0, lines: 0, blank: 0, malformed: 0, overlong: 0, sshdLines: 0, events: 0,
@@ -276,15 +278,15 @@ export class AuthLogAnalyzer {
       if (src === undefined) this.stats.untrackedSources++;
     }
     this.#lastSource = src;
-    // Host names (UseDNS) never hold a colon.
-    const v6 = address.includes(":");
+    // Host names (UseDNS) never hold a colon. Link-local and NAT64 addresses are counted alone (ipv6GroupOf).
+    const prefix = address.includes(":") ? ipv6GroupOf(address) : null;
     if (src !== undefined) {
       address = src.address;
       this.#count(src, user, t, lineNo);
       // A single IPv6 address is left to its /64, which sees every name any of its addresses tried.
-      if (user !== null && !v6) this.#sprayCount(src, user, t, lineNo);
+      if (user !== null && prefix === null) this.#sprayCount(src, user, t, lineNo);
     }
-    if (v6) this.#prefixFailure(address, user, t, lineNo, src !== undefined);
+    if (prefix !== null) this.#prefixFailure(address, prefix, user, t, lineNo, src !== undefined);
     if (user !== null && !event.invalidUser) this.#userFailure(user, address, t, lineNo);
   }
 
@@ -293,7 +295,7 @@ export class AuthLogAnalyzer {
     if (!table.makeRoom(t)) return undefined;
     const rec: SourceRecord = {
       address: key, failures: 0, firstMs: t, lastMs: t, latestMs: t, first: { file: this.#file, line: lineNo }, last: { file: this.#file, line: lineNo },
-      users: new Set(), moreUsers: false, lastUser: null, ring: new Float64Array(this.maxRetry), inWindow: 0, bans: 0, offenderSinceMs: Number.NaN, offenderAt: null,
+      users: new Set(), moreUsers: false, lastUser: null, ring: new Float64Array(2 * this.maxRetry), inWindow: 0, byStamp: 0, bans: 0, offenderSinceMs: Number.NaN, offenderAt: null,
       offenderFile: 0, bansByFile: null, members, moreMembers: false, firstName: null, firstNameMs: Number.NaN, spray: null,
     };
     // Room was made above; a cached record may have been evicted, and the caller replaces the cache.
@@ -315,10 +317,16 @@ export class AuthLogAnalyzer {
         else src.moreUsers = true;
       }
     }
-    if (pushWindow(src.ring, src.inWindow++, t, this.findTimeMs)) {
+    const n = this.maxRetry;
+    const byStamp = pushByStamp(src.ring, n, src.byStamp, t);
+    if (byStamp !== NOT_KEPT) src.byStamp = byStamp;
+    // Read order (fail2ban's), or by stamp: failures read out of time order (a sender of forged lines chooses where)
+    // cannot keep a burst's failures apart both ways (time-window.ts).
+    if (pushReadOrder(src.ring, n, src.inWindow++, t, this.findTimeMs) || (byStamp !== NOT_KEPT && withinWindowByStamp(src.ring, n, byStamp, this.findTimeMs))) {
       // fail2ban bans here and starts counting afresh for this address.
       src.bans++;
       src.inWindow = 0;
+      src.byStamp = 0;
       if (Number.isNaN(src.offenderSinceMs)) {
         src.offenderSinceMs = t;
         src.offenderAt = { file: this.#file, line: lineNo };
@@ -355,8 +363,7 @@ export class AuthLogAnalyzer {
    * its /64 (RFC 7421) stays under the threshold address by address. The login flood control keys IPv6 on the /64
    * for the same reason (docs/password-policy.md).
    */
-  #prefixFailure(address: string, user: string | null, t: number, lineNo: number, addressTracked: boolean): void {
-    const key = ipv6Prefix64(address);
+  #prefixFailure(address: string, key: string, user: string | null, t: number, lineNo: number, addressTracked: boolean): void {
     let p = this.#lastPrefix !== undefined && this.#lastPrefix.address === key ? this.#lastPrefix : this.#prefixes.get(key);
     if (p === undefined) {
       p = this.#newRecord(this.#prefixes, key, t, lineNo, new Set());
@@ -378,28 +385,35 @@ export class AuthLogAnalyzer {
   }
 
   #userFailure(user: string, address: string, t: number, lineNo: number): void {
-    let rec = this.#lastUserRecord !== undefined && this.#lastUserRecord.user === user ? this.#lastUserRecord : this.#users.get(user);
+    let key = userKey(user);
+    let rec = this.#lastUserRecord !== undefined && this.#lastUserKey === key ? this.#lastUserRecord : this.#users.get(key);
     if (rec === undefined) {
       if (!this.#users.makeRoom(t)) {
         this.stats.untrackedUsers++;
         this.#lastUserRecord = undefined;
         return;
       }
+      // The record shows the name as first logged; it is found by the folded key.
       user = detach(user);
+      key = detach(key);
       rec = {
-        user, failures: 0, ring: new Float64Array(this.maxRetry), count: 0, latestMs: t, attackFirstMs: Number.NaN, attackLastMs: Number.NaN, attackLastFile: 0,
-        attackFailures: 0, sources: new Set(), moreSources: false, firstAttackAt: null, attacks: null, guessRing: new Float64Array(this.#guessMin), guessCount: 0, guessed: null,
+        user, failures: 0, ring: new Float64Array(2 * this.maxRetry), count: 0, byStamp: 0, latestMs: t, attackFirstMs: Number.NaN, attackLastMs: Number.NaN, attackLastFile: 0,
+        attackFailures: 0, sources: new Set(), moreSources: false, firstAttackAt: null, attacks: null, guessRing: new Float64Array(2 * this.#guessMin), guessCount: 0, guessByStamp: 0, guessed: null,
       };
-      this.#users.add(user, rec, t);
+      this.#users.add(key, rec, t);
     }
     this.#lastUserRecord = rec;
+    this.#lastUserKey = key;
     rec.failures++;
     if (t > rec.latestMs) rec.latestMs = t;
     if (!rec.moreSources && !rec.sources.has(address)) {
       if (rec.sources.size < MAX_NAMES_PER_RECORD) rec.sources.add(address);
       else rec.moreSources = true;
     }
-    if (pushWindow(rec.ring, rec.count++, t, this.findTimeMs)) {
+    const n = this.maxRetry;
+    const byStamp = pushByStamp(rec.ring, n, rec.byStamp, t);
+    if (byStamp !== NOT_KEPT) rec.byStamp = byStamp;
+    if (pushReadOrder(rec.ring, n, rec.count++, t, this.findTimeMs) || (byStamp !== NOT_KEPT && withinWindowByStamp(rec.ring, n, byStamp, this.findTimeMs))) {
       if (Number.isNaN(rec.attackFirstMs)) {
         rec.attackFirstMs = t;
         rec.firstAttackAt = { file: this.#file, line: lineNo };
@@ -411,7 +425,10 @@ export class AuthLogAnalyzer {
       this.#attackRead(t);
     }
     // The slow-guessing rule: guessMin failures within the compromise window, from anywhere, at any pace.
-    if (pushWindow(rec.guessRing, rec.guessCount++, t, this.#compromiseWindowMs)) {
+    const g = this.#guessMin;
+    const guesses = pushByStamp(rec.guessRing, g, rec.guessByStamp, t);
+    if (guesses !== NOT_KEPT) rec.guessByStamp = guesses;
+    if (pushReadOrder(rec.guessRing, g, rec.guessCount++, t, this.#compromiseWindowMs) || (guesses !== NOT_KEPT && withinWindowByStamp(rec.guessRing, g, guesses, this.#compromiseWindowMs))) {
       rec.guessed = markSlow(rec.guessed, t, this.stats.files, this.#compromiseWindowMs, this.#file, lineNo);
       this.#attackRead(t);
     }
@@ -433,7 +450,7 @@ export class AuthLogAnalyzer {
       addRootLogin(byPassword ? this.#rootLogins.password : this.#rootLogins.key, record);
     }
     const offender = this.#offenderBefore(address, t);
-    const rec = this.#users.get(user);
+    const rec = this.#users.get(userKey(user));
     // A brute force on the user explains only a login with a guessable secret: after a botnet has
     // hammered root's password, the admin's own key login from an address that never failed is not
     // its fruit (an address that failed is suspect whatever the method, see #offenderBefore).
@@ -459,7 +476,8 @@ export class AuthLogAnalyzer {
    */
   #slowSuspect(login: SuccessRecord, user: UserRecord | undefined, before: (marks: SlowMarks | null) => AttackRun | undefined): boolean {
     if (!isPasswordMethod(login.method)) return false;
-    const src = login.address.includes(":") ? this.#prefixes.get(ipv6Prefix64(login.address)) : this.#sources.get(login.address);
+    const prefix = login.address.includes(":") ? ipv6GroupOf(login.address) : null;
+    const src = prefix !== null ? this.#prefixes.get(prefix) : this.#sources.get(login.address);
     const sprayer = src?.spray ? slowEvidence(src, before(src.spray.marks)) : null;
     const guessed = user ? slowEvidence(user, before(user.guessed)) : null;
     if (sprayer === null && guessed === null) return false;
@@ -548,11 +566,11 @@ export class AuthLogAnalyzer {
     for (const { login, file, counted } of this.#kept) {
       const t = login.timeMs;
       const offender = this.#offenderInOtherFile(login.address, t, file);
-      const rec = isPasswordMethod(login.method) ? this.#users.get(login.user) : undefined;
+      const rec = isPasswordMethod(login.method) ? this.#users.get(userKey(login.user)) : undefined;
       const run = rec?.attacks ? attackBefore(rec.attacks, t, file, window, CLOCK_SLACK_MS) : undefined;
       if (offender === null && run === undefined) {
         // Suspect by the slow rules when read, it stays so, with that evidence; else their marks in other files decide.
-        if (!counted) this.#slowSuspect(login, this.#users.get(login.user), (marks) => (marks === null ? undefined : attackBefore(marks.runs, t, file, window, CLOCK_SLACK_MS)));
+        if (!counted) this.#slowSuspect(login, this.#users.get(userKey(login.user)), (marks) => (marks === null ? undefined : attackBefore(marks.runs, t, file, window, CLOCK_SLACK_MS)));
         continue;
       }
       // The evidence names the attack that came before the login, not the first one read.
@@ -566,7 +584,8 @@ export class AuthLogAnalyzer {
 
   /** A snapshot of the address (else its /64) with a ban in a file other than `file` stamped at or before `t`, or null. */
   #offenderInOtherFile(address: string, t: number, file: number): SourceRecord | null {
-    const candidates = [this.#sources.get(address), address.includes(":") ? this.#prefixes.get(ipv6Prefix64(address)) : undefined];
+    const prefix = address.includes(":") ? ipv6GroupOf(address) : null;
+    const candidates = [this.#sources.get(address), prefix !== null ? this.#prefixes.get(prefix) : undefined];
     for (const s of candidates) {
       if (s?.bansByFile == null) continue;
       const ban = earliestBanOutside(s.bansByFile, file);
@@ -588,8 +607,9 @@ export class AuthLogAnalyzer {
       s?.bansByFile != null && (s.bansByFile.lastFile === files || (earliestBanOutside(s.bansByFile, files)?.ms ?? Number.POSITIVE_INFINITY) <= t);
     const src = this.#sources.get(address);
     if (before(src)) return src;
-    if (!address.includes(":")) return undefined;
-    const prefix = this.#prefixes.get(ipv6Prefix64(address));
+    const key = address.includes(":") ? ipv6GroupOf(address) : null;
+    if (key === null) return undefined;
+    const prefix = this.#prefixes.get(key);
     return before(prefix) ? prefix : undefined;
   }
 

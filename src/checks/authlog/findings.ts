@@ -7,7 +7,7 @@
 import { isoOrNull as iso } from "../../lib/calendar.ts";
 import { escapeControls } from "../../lib/terminal.ts";
 import type { Finding } from "../finding.ts";
-import { addressFamily, ipv6Prefix64 } from "./address.ts";
+import { addressFamily, ipv6GroupOf } from "./address.ts";
 import { NFT_NETS_SET } from "./nft.ts";
 import type { AuthLogResult, LineRef, RootLoginSample, SlowEvidence, SourceRecord, SuccessRecord, UserRecord } from "./types.ts";
 import { notReadFinding } from "./unread-files.ts";
@@ -82,10 +82,9 @@ function totalFailures(offenders: readonly SourceRecord[]): number {
   for (const o of offenders) {
     if (o.members !== null) continue;
     total += o.failures;
-    if (addressFamily(o.address) === 6) {
-      const p = ipv6Prefix64(o.address);
-      inPrefix.set(p, (inPrefix.get(p) ?? 0) + o.failures);
-    }
+    // A link-local or NAT64 address is in no /64 record (ipv6GroupOf).
+    const p = addressFamily(o.address) === 6 ? ipv6GroupOf(o.address) : null;
+    if (p !== null) inPrefix.set(p, (inPrefix.get(p) ?? 0) + o.failures);
   }
   for (const o of offenders) if (o.members !== null) total += Math.max(0, o.failures - (inPrefix.get(o.address) ?? 0));
   return total;

@@ -295,3 +295,21 @@ test("repeated failures count toward the window at the repeat line's time", () =
   const soon = one([...fails, "Nov 21 04:01:00 web last message repeated 1 time"]);
   assert.deepEqual(soon.result.offenders.map((o) => o.address), ["198.51.100.7"]);
 });
+
+// ASVS 16.4.1. Red team 38, finding 1: journald never folds repeats, so in a journal export the line is forged
+// (`logger -t syslogd`, any local user) and replayed the host's last sshd failure as sshd's own.
+test("a 'last message repeated' journal entry replays nothing, and the held event is forgotten", () => {
+  const T = Date.UTC(2026, 10, 21, 4);
+  const entry = (s: number, fields: Record<string, string>): string =>
+    JSON.stringify({ __REALTIME_TIMESTAMP: String((T + s * 1000) * 1000), _HOSTNAME: "web", _TRANSPORT: "syslog", ...fields });
+  const sshd = { _UID: "0", _EXE: "/usr/sbin/sshd", _SYSTEMD_UNIT: "ssh.service", _PID: "700", SYSLOG_IDENTIFIER: "sshd" };
+  const failed = entry(0, { ...sshd, MESSAGE: "Failed password for admin from 192.0.2.10 port 50000 ssh2" });
+  for (const writer of [{ _UID: "33", _EXE: "/usr/bin/logger", _PID: "31337" }, { _UID: "0", _EXE: "/usr/sbin/syslogd", _PID: "1" }]) {
+    const repeat = entry(1, { ...writer, SYSLOG_IDENTIFIER: "syslogd", MESSAGE: "last message repeated 20 times" });
+    const bare = entry(2, { ...writer, SYSLOG_IDENTIFIER: "-", MESSAGE: "last message repeated 20 times" });
+    const r = analyze([[failed, repeat, bare]]);
+    assert.equal(r.result.stats.failures, 1, JSON.stringify(writer));
+  }
+  // A syslog file's repeat line still counts (the control).
+  assert.equal(analyze([["Nov 21 04:00:00 web sshd[700]: Failed password for admin from 192.0.2.10 port 50000 ssh2", "Nov 21 04:00:01 web syslogd: last message repeated 20 times"]]).result.stats.failures, 21);
+});

@@ -154,11 +154,13 @@ export class LineStage {
     // its writer says whether sshd wrote it (a syslog line says nothing of that: anyone can `logger -t sshd`).
     const first = text.charCodeAt(0);
     let untrusted: string | null = null;
+    let journal = false;
     if (first === 123 /* { */ || first === 30 /* RS, json-seq */) {
       const entry = journalEntry(text);
       if (entry !== null) {
         text = entry.line;
         untrusted = entry.untrustedWriter;
+        journal = true;
       }
     }
     const parsed = this.#scratch;
@@ -174,7 +176,11 @@ export class LineStage {
     const t = this.#years.resolve(parsed.stamp, host);
     this.#held.seen(host);
     if (shape === "other") {
-      if (this.#held.active) this.#otherLine(text, parsed, host, t, lineNo);
+      // journald never folds repeats (it rate-limits, and says "Suppressed N messages"): in a journal export a "last
+      // message repeated N times" entry is someone's `logger -t syslogd`, replaying the host's last sshd failure N
+      // times as sshd's own. It ends the held event as any other program's line does.
+      if (journal) this.#held.forget(host);
+      else if (this.#held.active) this.#otherLine(text, parsed, host, t, lineNo);
       return;
     }
     stats.sshdLines++;

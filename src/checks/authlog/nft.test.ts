@@ -88,3 +88,14 @@ test("nft accepts the output in check mode", { skip: haveNft ? false : "nft is n
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+// Red team 38, findings 6 and 7. A link-local offender carries its zone: an ipv6_addr set cannot hold the interface, and
+// without it the address would be blocked on every link. A NAT64 client is one address (no /64): its IPv6 form, what
+// the translated packets carry on this host, goes into the _v6 set.
+test("a link-local offender is listed, not blocked on every link; a NAT64 client's IPv6 address goes into the _v6 set", () => {
+  const text = renderNft(["fe80::bad:1%eth0", "64:ff9b::cb00:7142"]);
+  assert.match(text, /^# not blocked \(link-local, on interface eth0 only: block with iifname by hand\): fe80::bad:1%eth0$/m);
+  assert.doesNotMatch(text, /^ {6}fe80/m);
+  assert.match(text, /set authlog_offenders_v6 \{\n {4}type ipv6_addr\n {4}elements = \{\n {6}64:ff9b::cb00:7142\n {4}\}/);
+  assert.doesNotMatch(text, /64:ff9b::\/64/);
+});

@@ -52,13 +52,20 @@ export function renderNft(addresses: readonly string[], options: NftOptions = {}
   const kept: string[] = [];
   const skipped: string[] = [];
   for (const a of new Set(addresses)) {
-    const reason = ignore.reason(a);
+    // A link-local address is kept with its zone (address.ts): fe80::1 on eth0 and on eth1 are two hosts, and an
+    // ipv6_addr set has no interface, so the set would block the address on every link (a guest on eth0 could give
+    // itself the admin's address on eth1 and have it blocked). Listed instead, for a rule with iifname by hand; the
+    // zone is [A-Za-z0-9_.-] only (scanAddress), so it cannot end the comment.
+    const zone = a.indexOf("%");
+    const reason = zone > 0 ? `link-local, on interface ${a.slice(zone + 1)} only: block with iifname by hand` : ignore.reason(a);
     // Only a valid IP address or /64 (net.isIP) has a reason: no newline can end the comment early.
     if (reason === null) kept.push(a);
     else skipped.push(`# not blocked (${reason}): ${a}`);
   }
   const v4 = kept.filter((a) => addressFamily(a) === 4).sort();
   const nets = kept.filter(isIPv6Prefix).sort();
+  // A NAT64 client (64:ff9b::/96, 64:ff9b:1::/48) is an address of its own, not a /64 (address.ts ipv6GroupOf): its
+  // IPv6 form, what the translated packets carry here, goes into the _v6 set, blocking that one IPv4 client.
   const v6 = kept.filter((a) => addressFamily(a) === 6 && !isIPv6Prefix(a)).sort();
   const names = addresses.filter((a) => addressFamily(a) === 0);
   const out = [

@@ -29,12 +29,21 @@ export function pushName(s: SprayState, user: string, t: number, n: number, wind
     names.push(detach(user));
     times.push(t);
     if (t < (times[s.oldest] as number)) s.oldest = times.length - 1;
-  } else {
+  } else if (t > (times[s.oldest] as number)) {
     names[s.oldest] = detach(user);
     times[s.oldest] = t;
     s.oldest = oldest(times);
+  } else {
+    // Older than every name held: the n held were all tried later, and a line stamped long before (a central log's
+    // sender chooses its stamps) must not push one of them out. Before, it took the place of the oldest, so forged
+    // old failures on new names wore a real spray down, and a full set was then judged from this stamp.
+    return false;
   }
-  return names.length >= n && t - (times[s.oldest] as number) <= windowMs;
+  if (names.length < n || t - (times[s.oldest] as number) > windowMs) return false;
+  // Read out of order, `t` need not be the latest: the n names lie within the window only if the latest does too.
+  let latest = t;
+  for (const x of times) if (x > latest) latest = x;
+  return latest - (times[s.oldest] as number) <= windowMs;
 }
 
 /** The index of the smallest time. */

@@ -119,11 +119,19 @@ test("reads zone-less stamps in the given UTC offset", () => {
   assert.deepEqual(resolveAll(["Mar  1 10:00:00 x"], { referenceMs: Date.UTC(2026, 5, 1), utcOffsetMinutes: 120 }), ["2026-03-01T08:00:00.000Z"]);
 });
 
-test("a line with a full date sets the year of the zone-less lines after it", () => {
+// This pinned the weakness of red team 38's finding 4: a full date set its host's running year, so three forged
+// full-date lines under a host's name, a year apart, split its BSD-stamped brute force across two years. A full date is
+// now placed as written and steers nothing; the zone-less line after it is placed as if it were not there.
+test("a line with a full date is placed as written and does not set the year of the zone-less lines after it", () => {
   assert.deepEqual(resolveAll(["2024-12-31T23:00:00Z x", "Jan  1 01:00:00 x"], { referenceMs: Date.UTC(2026, 5, 1) }), [
     "2024-12-31T23:00:00.000Z",
-    "2025-01-01T01:00:00.000Z",
+    "2026-01-01T01:00:00.000Z",
   ]);
+  const ref = Date.UTC(2026, 11, 7, 12);
+  assert.deepEqual(
+    resolveHosts([["web", "Dec  5 03:00:00 x"], ["web", "2025-12-05T03:00:00Z x"], ["web", "Dec  5 03:00:01 x"], ["web", "2027-12-05T03:00:00Z x"], ["web", "Dec  5 03:00:02 x"]], { referenceMs: ref }),
+    ["2026-12-05", "2025-12-05", "2026-12-05", "2027-12-05", "2026-12-05"],
+  );
 });
 
 /** Resolves [host, stamp] pairs with one resolver; returns the ISO dates (day only). */
@@ -161,7 +169,7 @@ test("without --year, never rolls over into the future (a forged 'Jan 20' read o
   ]);
 });
 
-test("only a host's own lines steer its year; a host's first line is placed nearest the file's latest stamp", () => {
+test("only a host's own lines steer its year; a host's first line is placed by the reference time", () => {
   const ref = Date.UTC(2027, 0, 5);
   assert.deepEqual(
     resolveHosts([["web", "Dec 31 23:59:00 x"], ["kiosk", "Feb 10 00:00:00 x"], ["web", "Dec 31 23:59:30 x"], ["db", "Jan  1 00:00:10 x"], ["web", "Jan  1 00:01:00 x"]], { referenceMs: ref }),
@@ -172,4 +180,38 @@ test("only a host's own lines steer its year; a host's first line is placed near
 test("keeps an inferred year within 1970–9999, the range --year accepts", () => {
   assert.deepEqual(resolveAll(["Dec 31 23:00:00 x", "Jan  1 01:00:00 x"], { referenceMs: 0, year: 9999 }), ["9999-12-31T23:00:00.000Z", "9999-01-01T01:00:00.000Z"]);
   assert.deepEqual(resolveAll(["Dec 31 23:00:00 x"], { referenceMs: Date.UTC(1970, 0, 1) }), ["1970-12-31T23:00:00.000Z"]);
+});
+
+// ASVS 16.2.2, 16.3.1. Red team 38, finding 2: a host's first line went to the year nearest the file's latest stamp,
+// which any sender's line sets, so one forged "May 20" line put every host that joined after it a year back.
+test("without --year, a host's first stamp is placed by the reference time, whatever other hosts' lines say", () => {
+  const ref = Date.UTC(2026, 11, 7, 12);
+  assert.deepEqual(resolveHosts([["m", "May 20 00:00:00 x"], ["web", "Dec  6 07:59:00 x"]], { referenceMs: ref }), ["2026-05-20", "2026-12-06"]);
+  // With --year (an archive) a joining host still goes nearest the file's latest stamp: there is no reference to go by.
+  assert.deepEqual(resolveHosts([["a", "Dec 31 23:00:00 x"], ["b", "Jan  1 01:00:00 x"]], { referenceMs: ref, year: 2019 }), ["2019-12-31", "2020-01-01"]);
+});
+
+// Red team 38, finding 2 with web's own name: the forward jump from a forged first line was read as a late line of the
+// previous year; without --year it is only when the running year's reading would lie in the future.
+test("without --year, a host's first line stamped months back does not put its later lines a year back", () => {
+  const ref = Date.UTC(2026, 11, 7, 12);
+  assert.deepEqual(resolveHosts([["web", "May 20 00:00:00 x"], ["web", "Dec  6 07:59:00 x"], ["web", "Dec  6 08:00:00 x"]], { referenceMs: ref }), ["2026-05-20", "2026-12-06", "2026-12-06"]);
+  // A line stamped a little after the reference date (placed the year before) does not keep the real ones there either.
+  assert.deepEqual(resolveHosts([["web", "Dec 20 00:00:00 x"], ["web", "Dec  5 03:00:00 x"], ["web", "Dec  6 08:00:00 x"]], { referenceMs: ref }), ["2025-12-20", "2026-12-05", "2026-12-06"]);
+  // Nor do lines stamped a little ahead walk the track into the future, where a real late December line would follow.
+  const jan = Date.UTC(2027, 0, 5);
+  assert.deepEqual(
+    resolveHosts([["web", "Jan  3 00:00:00 x"], ["web", "Jun  1 00:00:00 x"], ["web", "Sep  1 00:00:00 x"], ["web", "Dec 20 00:00:00 x"], ["web", "Jan  4 00:00:00 x"]], { referenceMs: jan }),
+    ["2027-01-03", "2026-06-01", "2026-09-01", "2026-12-20", "2027-01-04"],
+  );
+});
+
+// Red team 38, finding 3: past MAX_HOSTS (4,096) a host is not followed and each of its lines was placed nearest the
+// file's latest stamp, which the sender's own hosts moved line by line.
+test("without --year, a host past the followed ones is placed by the reference time, line by line", () => {
+  const ref = Date.UTC(2026, 11, 7, 12);
+  const lines: Array<[string, string]> = [];
+  for (let i = 0; i < 4100; i++) lines.push([`f${i}`, "Dec  5 02:00:00 x"]);
+  for (const stamp of ["May  1 00:00:00 x", "Dec  5 03:00:00 x"]) lines.push(["h0", stamp], ["web", "Dec  5 03:00:01 x"]);
+  assert.deepEqual(resolveHosts(lines, { referenceMs: ref }).slice(4100), ["2026-05-01", "2026-12-05", "2026-12-05", "2026-12-05"]);
 });

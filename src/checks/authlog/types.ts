@@ -73,8 +73,12 @@ export interface SourceRecord {
   moreUsers: boolean;
   /** Last user name seen from this address: skips the set lookup for runs of one name. */
   lastUser: string | null;
+  /** The window's failure times (time-window.ts): the last maxRetry read, then the latest maxRetry by stamp. */
   ring: Float64Array;
+  /** Failures read since the last ban (the read-order half of `ring`). */
   inWindow: number;
+  /** The by-stamp half's count (time-window.ts pushByStamp), restarted at a ban as `inWindow` is. */
+  byStamp: number;
   /** How many times fail2ban's rule would have banned this address. */
   bans: number;
   offenderSinceMs: number;
@@ -117,8 +121,10 @@ export interface SlowMarks {
 export interface UserRecord {
   user: string;
   failures: number;
+  /** As an address's (SourceRecord): the last maxRetry failures read, then the latest maxRetry by stamp. */
   ring: Float64Array;
   count: number;
+  byStamp: number;
   /** Latest failure time (a maximum); eviction compares it with the window. */
   latestMs: number;
   attackFirstMs: number;
@@ -132,9 +138,11 @@ export interface UserRecord {
   firstAttackAt: LineRef | null;
   /** The brute-force windows this user took, in runs by file (null until the first), to judge logins read in another file. */
   attacks: AttackRun[] | null;
-  /** The times of its last `guessMin` failures (the slow-guessing rule's sliding window), and how many were pushed. */
+  /** The slow-guessing rule's window over `guessMin` failures (time-window.ts: read order, then by stamp), and how many were read. */
   guessRing: Float64Array;
   guessCount: number;
+  /** The by-stamp half of `guessRing` (time-window.ts). */
+  guessByStamp: number;
   /** Where it had taken `guessMin` failures within the compromise window (null until then). */
   guessed: SlowMarks | null;
 }

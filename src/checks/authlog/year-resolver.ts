@@ -1,6 +1,6 @@
 // Infers the year that BSD syslog stamps ("Nov 21 04:00:00") leave out, host by host: a log that crosses New Year
-// rolls over, while a line whose stamp is off by weeks (another host's wrong clock, a forged syslog packet) neither
-// moves the year nor is moved a year away.
+// rolls over, while a line whose stamp is off by weeks or months (another host's wrong clock, a forged syslog packet)
+// neither moves the year nor is moved a year away.
 import type { ParsedStamp } from "./timestamp.ts";
 
 const DAY_MS = 86_400_000;
@@ -15,6 +15,9 @@ const BACKWARDS_MS = 31 * DAY_MS;
  */
 const HALF_YEAR_MS = 183 * DAY_MS;
 
+/** Without --year, no zone-less stamp of a followed host is placed more than this before the reference. */
+const YEAR_MS = 365 * DAY_MS;
+
 /**
  * The years a zone-less stamp can be given: those --year accepts. Past 9999 a log of alternating "Jul 1" and
  * "Jan 1" lines once carried the year beyond the largest Date, and writing the findings threw.
@@ -24,7 +27,8 @@ const MAX_YEAR = 9999;
 
 /**
  * Hosts followed one by one. A central syslog file holds a few hundred hosts; a flood of forged host names must not
- * grow memory. Lines of further hosts are placed near the file's latest stamp and steer nothing.
+ * grow memory. Lines of further hosts are placed line by line as a host's first line is (by the reference time, or
+ * with --year near the file's latest stamp) and steer nothing.
  */
 const MAX_HOSTS = 4096;
 
@@ -52,12 +56,18 @@ function clampYear(year: number): number {
 
 /**
  * Turns stamps into epoch milliseconds, inferring the missing year of BSD stamps. Each host has its own running
- * year: a host's first zone-less stamp takes the reference year (or the previous one when it would otherwise lie in
- * the future), or, once the file has stamps, the year that puts it nearest to the latest of them. After that, time
- * going back by more than a month rolls the host's year over when the new year's reading is plausibly close (less
- * than half a year after its last stamp, and without --year not after the reference time); otherwise the line is a
- * straggler that keeps the year and steers nothing. A jump forward of more than half a year is a late line from the
- * previous year. Lines with a full date set their host's year. Inferred years stay within 1970–9999.
+ * year. Without --year a host's first zone-less stamp takes the reference year, or the previous one when it would
+ * otherwise lie in the future: never another host's stamps, which in a central log any sender chooses (one line
+ * stamped "May 20" at the top of a file placed every host that joined after it a year back). With --year (an
+ * archive, read as written) the file's first stamp takes that year and a host that joins later the year nearest the
+ * file's latest stamp. After that, time going back by more than a month rolls the host's year over when the new
+ * year's reading is plausibly close (less than half a year after its last stamp, and without --year not after the
+ * reference time); otherwise the line is a straggler that keeps the year and steers nothing. Without --year a line is
+ * never placed more than a day after the reference (it is read a year back, steering nothing), nor, for a followed
+ * host, more than a year before it (it is read a year later): a line written in the year before the reference is placed
+ * in its true year whatever other lines say. With --year a jump forward of more than half a year is a late line from
+ * the previous year. Lines with a full date are placed as written and steer no host's zone-less year: a sender can
+ * forge one under any host's name, with any year. Inferred years stay within 1970–9999.
  *
  * @example
  * const years = new YearResolver({ referenceMs: clock.now() });
@@ -103,15 +113,16 @@ export class YearResolver {
     return this.#fixed || ms <= this.#referenceMs + DAY_MS;
   }
 
-  /** The year of a host's first zone-less stamp. */
+  /** The year of a host's first zone-less stamp (and of each line of a host not followed). */
   #firstYear(stamp: ParsedStamp): number {
     const file = this.#file;
-    if (Number.isNaN(file.lastMs)) {
-      // The file's first stamp: a December line read in January belongs to the previous year.
+    if (!this.#fixed || Number.isNaN(file.lastMs)) {
+      // The reference year, or the previous one for a December line read in January. Without --year for every host:
+      // placed by other hosts' stamps, a host's first line went wherever a forged line of another "host" put the file.
       return this.#notFuture(this.#at(file.year, stamp)) ? file.year : clampYear(file.year - 1);
     }
-    // A host that joins later is placed nearest to the file's latest stamp (a host whose first line is Jan 1
-    // after others' Dec 31 lines), never in the future.
+    // With --year, a host that joins later is placed nearest to the file's latest stamp (a host whose first line is
+    // Jan 1 after others' Dec 31 lines): an archive has no reference time to go by.
     let best = clampYear(file.year - 1);
     let bestGap = Number.POSITIVE_INFINITY;
     for (let y = best; y <= clampYear(file.year + 1); y++) {
@@ -137,18 +148,25 @@ export class YearResolver {
   #accept(track: Track, year: number, ms: number): number {
     track.year = year;
     track.lastMs = ms;
-    this.#file.year = year;
-    this.#file.lastMs = ms;
+    // Only --year's placement of a joining host goes by the file's latest stamp; without it the file's year stays the
+    // reference year.
+    if (this.#fixed) {
+      this.#file.year = year;
+      this.#file.lastMs = ms;
+    }
     return ms;
   }
 
   /** Epoch milliseconds of `stamp`, a line of `host` (the syslog host field; "" when the line has none). */
   resolve(stamp: ParsedStamp, host = ""): number {
+    // A full date is its own year. It steers no host's zone-less track: a forged line under a host's name could
+    // otherwise put that host's later lines in any year (three lines a year apart split a brute force in two).
+    if (stamp.year >= 0) return this.#fullDate(stamp);
     let track = host === this.#lastHost ? this.#lastTrack : this.#hosts.get(host);
     if (track === undefined) {
-      const year = stamp.year >= 0 ? clampYear(stamp.year) : this.#firstYear(stamp);
+      const year = this.#firstYear(stamp);
       track = this.#track(host, year);
-      const ms = stamp.year >= 0 ? this.#fullDate(stamp) : this.#at(year, stamp);
+      const ms = this.#at(year, stamp);
       if (track === undefined) return ms;
       this.#lastHost = host;
       this.#lastTrack = track;
@@ -156,22 +174,36 @@ export class YearResolver {
     }
     this.#lastHost = host;
     this.#lastTrack = track;
-    if (stamp.year >= 0) return this.#accept(track, clampYear(stamp.year), this.#fullDate(stamp));
-    const ms = this.#at(track.year, stamp);
+    const year = track.year;
+    const ms = this.#at(year, stamp);
+    if (!this.#fixed && ms < this.#referenceMs - YEAR_MS && year < MAX_YEAR) {
+      // Without --year the log is taken to be of the year before it is read, as a host's first line is: a track begun
+      // by a line stamped a little after the reference date (a forged "Dec 20" read on 7 December, placed the year
+      // before) would otherwise keep the host's real lines of the days before in that year too.
+      return this.#accept(track, year + 1, this.#at(year + 1, stamp));
+    }
+    if (!this.#notFuture(ms)) {
+      // Without --year a line is never placed after the reference: it was written before the log was read. Taken, a
+      // line stamped a little ahead (a forged "Sep 1" after June lines read in January) let the track's next lines
+      // follow it into the future, and a real late December line after it stayed there.
+      return year > MIN_YEAR ? this.#at(year - 1, stamp) : ms;
+    }
     if (ms < track.lastMs - BACKWARDS_MS) {
       // New Year, or a stamp weeks behind. Only a next-year reading close after the last stamp is New Year: one line
       // six weeks back would otherwise move every later line of the file a year ahead.
-      if (track.year < MAX_YEAR) {
-        const next = this.#at(track.year + 1, stamp);
-        if (next - track.lastMs < HALF_YEAR_MS && this.#notFuture(next)) return this.#accept(track, track.year + 1, next);
+      if (year < MAX_YEAR) {
+        const next = this.#at(year + 1, stamp);
+        if (next - track.lastMs < HALF_YEAR_MS && this.#notFuture(next)) return this.#accept(track, year + 1, next);
       }
       return ms;
     }
-    if (ms > track.lastMs + HALF_YEAR_MS) {
-      // A straggler from last December after January lines: place it, keep the running year.
-      return track.year > MIN_YEAR ? this.#at(track.year - 1, stamp) : ms;
+    if (ms > track.lastMs + HALF_YEAR_MS && this.#fixed) {
+      // A straggler from last December after January lines: place it, keep the running year. Without --year only
+      // when the running year's reading cannot be right (it lies in the future, above): a track begun by one line
+      // stamped months back (a forged "May 20" at the top of the file) put all the host's real lines a year back.
+      return year > MIN_YEAR ? this.#at(year - 1, stamp) : ms;
     }
-    return this.#accept(track, track.year, ms);
+    return this.#accept(track, year, ms);
   }
 
   #fullDate(stamp: ParsedStamp): number {
