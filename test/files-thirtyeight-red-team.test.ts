@@ -46,7 +46,7 @@ import { nodeScanFS } from "../src/checks/files/scan.ts";
 import { ratingsOf, testSigner, treeSandboxes } from "../src/checks/files/test-helpers.ts";
 import { ManualClock } from "../src/lib/clock.ts";
 import { initSite, type CLISite } from "./helpers/cli.ts";
-import { compareJSON, denying, errno, highFor, pathsIn, summary, superseded } from "./helpers/files-red-team.ts";
+import { compareJSON, denying, highFor, pathsIn, summary, superseded } from "./helpers/files-red-team.ts";
 
 const signer = testSigner();
 const clock = new ManualClock();
@@ -70,19 +70,7 @@ const reasonFor = (findings: readonly Finding[], path: string): string | null =>
 };
 
 /** A file system of its own (not the shared nodeScanFS cache) that cannot list `dirs`, as an LSM denial. */
-function denyingOwn(dirs: readonly string[], onDenied?: (dir: string) => void): ScanFS {
-  const own = createNodeScanFS();
-  return {
-    ...own,
-    readdir: async (p) => {
-      if (dirs.includes(p)) {
-        onDenied?.(p);
-        throw errno("EACCES");
-      }
-      return own.readdir(p);
-    },
-  };
-}
+const denyingOwn = (dirs: readonly string[], onDenied?: (dir: string) => void): ScanFS => denying(dirs, onDenied, createNodeScanFS());
 
 /**
  * tree/locked/d01/…/dNN (`levels` nested subdirectories) with a setuid helper at the bottom and a file beside each

@@ -23,16 +23,19 @@ export const pathsIn = (findings: readonly Finding[]): string[] =>
 /** Errno-style error, as the kernel gives it (an LSM denial reads EACCES even for root). */
 export const errno = (code: string): Error => Object.assign(new Error(code), { code });
 
-/** The node file system, except that `dirs` cannot be listed (an LSM denial); `onDenied` runs at that moment. */
-export function denying(dirs: readonly string[], onDenied?: (dir: string) => void): ScanFS {
+/**
+ * The node file system (`base`: the shared one unless given, e.g. a scan's own from createNodeScanFS), except that
+ * `dirs` cannot be listed (an LSM denial); `onDenied` runs at that moment.
+ */
+export function denying(dirs: readonly string[], onDenied?: (dir: string) => void, base: ScanFS = nodeScanFS): ScanFS {
   return {
-    ...nodeScanFS,
+    ...base,
     readdir: async (p) => {
       if (dirs.includes(p)) {
         onDenied?.(p);
         throw errno("EACCES");
       }
-      return nodeScanFS.readdir(p);
+      return base.readdir(p);
     },
   };
 }
