@@ -16,6 +16,36 @@ import type { AttackRun, SlowMarks, SprayState } from "./types.ts";
  * pushName(s, "alice", t, 20, 86_400_000); // false until 20 names failed within 24 hours
  */
 export function pushName(s: SprayState, user: string, t: number, n: number, windowMs: number): boolean {
+  // By read order too, once the names are full: failures stamped after the spray and read before it (a central log's
+  // sender chooses both) fill the by-stamp list below with names no spray name can push out; read first, they are the
+  // first to go here.
+  // Once the names are full the read-order list runs beside it, starting from the same names.
+  if (s.read === undefined && s.names.length >= n) s.read = { names: [...s.names], times: [...s.times], next: 0 };
+  const byRead = s.read === undefined ? false : pushRead(s.read, user, t, windowMs);
+  return pushByStamp(s, user, t, n, windowMs) || byRead;
+}
+
+/** pushName's read-order list: a name not held takes the place of the one read longest ago. */
+function pushRead(r: { names: string[]; times: number[]; next: number }, user: string, t: number, windowMs: number): boolean {
+  const i = r.names.indexOf(user);
+  if (i >= 0) {
+    if (t > (r.times[i] as number)) r.times[i] = t;
+  } else {
+    r.names[r.next] = detach(user);
+    r.times[r.next] = t;
+    r.next = (r.next + 1) % r.names.length;
+  }
+  let lo = t;
+  let hi = t;
+  for (const x of r.times) {
+    if (x < lo) lo = x;
+    if (x > hi) hi = x;
+  }
+  return hi - lo <= windowMs;
+}
+
+/** pushName's by-stamp list: the `n` names whose latest failures are the latest. */
+function pushByStamp(s: SprayState, user: string, t: number, n: number, windowMs: number): boolean {
   // This runs for most failures: the names stay where they are (no order to keep, no strings moved), and the oldest
   // is looked for again only when it was the one that changed.
   const { names, times } = s;
@@ -29,6 +59,7 @@ export function pushName(s: SprayState, user: string, t: number, n: number, wind
     names.push(detach(user));
     times.push(t);
     if (t < (times[s.oldest] as number)) s.oldest = times.length - 1;
+
   } else if (t > (times[s.oldest] as number)) {
     names[s.oldest] = detach(user);
     times[s.oldest] = t;

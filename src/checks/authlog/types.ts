@@ -104,6 +104,12 @@ export interface SprayState {
   times: number[];
   /** The index of the oldest of those times. */
   oldest: number;
+  /**
+   * The same, kept by read order instead (a new name takes the place of the one read longest ago; absent until the
+   * names are full): lines stamped after a spray and read before it fill the by-stamp list with names no spray name
+   * can push out, and cannot fill this one (slow-rules.ts pushName).
+   */
+  read?: { names: string[]; times: number[]; next: number };
   /** Where it had failed on `sprayMin` names within the compromise window (null until then). */
   marks: SlowMarks | null;
 }
