@@ -251,7 +251,7 @@ describe("check logins --state [sqlite]", () => {
     assert.ok(recorded <= Date.now() && recorded > Date.now() - 10 * MINUTE, `recorded ${iso(recorded)}`);
   });
 
-  it("a sign-in written after the last run read the log but stamped before its end is judged: within a day from its stamp, further back by starting the window there; a state of format 1 (no position) is still read (ASVS 6.3.5, 16.3.1)", async () => {
+  it("a sign-in written after the last run read the log but stamped before its end is judged: within a day from its stamp, further back named but not judged (a clock out of all bounds); a state of format 1 (no position) is still read (ASVS 6.3.5, 16.3.1)", async () => {
     const dir = place();
     const state = join(dir, "logins.state");
     const end = Date.UTC(2026, 10, 30, 2);
@@ -280,9 +280,11 @@ describe("check logins --state [sqlite]", () => {
     const days = await won("stamped-days-back@example.org", end - 3 * DAY, 41);
     const human = await bulwarkInProcess(["check", "logins", "--state", state, "--until", iso(end + 2 * DAY), "--fail-on", "none"], env());
     assert.equal(human.code, 0, human.stderr);
-    assert.match(human.stdout, /written since the last run read the log are stamped before its end .* judged from 2026-11-27T02:00:00\.000Z/);
-    assert.match(human.stdout, /^2026-11-27T02:00:00\.000Z to /m, "past a day back, the window starts at the earliest written late");
-    assert.match(human.stdout, new RegExp(days), "the sign-in three days back is named");
+    // More than a day back: a clock out of all bounds. Judged from a day back only (no window reopened since then),
+    // and the earliest stamp is named for the operator to judge that time.
+    assert.match(human.stdout, /login event\(s\) written since the last run read the log are stamped before its end .* judged from 2026-11-30T02:00:00\.000Z \(the earliest is stamped 2026-11-27T02:00:00\.000Z, more than a day back/);
+    assert.match(human.stdout, /^2026-12-01T02:00:00\.000Z to /m, "the window itself starts where the last run ended");
+    assert.doesNotMatch(human.stdout, new RegExp(days), "the sign-in three days back is not judged again here");
 
     // Format 1 (no position): read, nothing judged as written late, and the state written back as format 2.
     writeFileSync(state, `${JSON.stringify({ format: "bulwark-check-logins-state/1", until: iso(end + 2 * DAY) })}\n`, { mode: 0o600 });

@@ -86,6 +86,7 @@ export class GuessedAccounts {
   /** Times of sign-ins from known browsers to accounts past the cut, for those read in `finish`. */
   readonly #knownPast = new Map<string, number[]>();
   #knownPastCount = 0;
+  #truncated = false;
 
   constructor(accounts: AccountFailures[], total: number, cut: boolean, options: GuessOptions) {
     this.#accounts = new Map(accounts.map((row) => [row.userId, { row, list: null, known: 0 }]));
@@ -113,11 +114,19 @@ export class GuessedAccounts {
    * most failures are kept; past them, nothing is judged on this horizon (the day's rule still is).
    */
   static async readSlow(database: Database, options: GuessOptions & { days: number; minClients: number; signInsNotBefore: number }, except: GuessedAccounts): Promise<GuessedAccounts> {
-    const { accounts } = await failedByAccount(database, options, options.guessMin);
+    // As many more rows as `except` holds: the day's accounts, read again here, must not push the week's own past the cap.
+    const { accounts, cut } = await failedByAccount(database, options, options.guessMin, { limit: MAX_GUESSED + except.#accounts.size });
     const fresh = accounts.filter((a) => !except.#accounts.has(a.userId));
-    const clients = await clientsByAccount(database, options.from, options.until, fresh.map((a) => a.userId));
-    const kept = fresh.filter((a) => (clients.get(a.userId)?.clients ?? 0) >= options.minClients);
-    return new GuessedAccounts(kept, kept.length, false, options);
+    const clients = await clientsByAccount(database, options.from, options.until, fresh.slice(0, MAX_GUESSED).map((a) => a.userId));
+    const kept = fresh.slice(0, MAX_GUESSED).filter((a) => (clients.get(a.userId)?.clients ?? 0) >= options.minClients);
+    const slow = new GuessedAccounts(kept, kept.length, false, options);
+    slow.#truncated = cut || fresh.length > MAX_GUESSED;
+    return slow;
+  }
+
+  /** readSlow kept the MAX_GUESSED accounts with the most failures over the week, and there were more (the report says so). */
+  get truncated(): boolean {
+    return this.#truncated;
   }
 
   /**

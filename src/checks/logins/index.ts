@@ -29,11 +29,11 @@ const BUCKETS_PER_HOUR = HOUR / BUCKET_MS;
 const LOOK_BACK_MS = HOUR;
 /**
  * The spans a wave is judged over. Over any 60 minutes the bar is the larger of --wave-min and --wave-factor times the
- * usual hour; over longer spans, --wave-factor times the usual hours of the span and --wave-min times the square root
- * of its hours: a campaign paced under the hourly bar all day (90 an hour against a usual 2: 2,160 accounts tried, no
- * hour at 100) is far past the usual over 6 or 24 hours, while an honest day's count strays from its mean by about
- * the square root of it, not in proportion. Failures are counted from the longest span before the window, so one that
- * began the day before is judged whole.
+ * usual hour; over 6 and 24 hours, the larger of --wave-min and --wave-factor times the usual hours of the span: a
+ * campaign paced under the hourly bar all day (90 an hour, or 18, against a usual 2) is past the usual over 6 or 24
+ * hours. The failures of the 60-minute waves are left out of the longer spans' counts (those waves are reported as
+ * they are). Failures are counted from the longest span before the window, so one that began the day before is
+ * judged whole.
  */
 const WAVE_SPAN_HOURS = [1, 6, 24] as const;
 const WAVE_LOOK_BACK_MS = 24 * HOUR;
@@ -217,12 +217,12 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
   const previous = before !== null && before.hours.length > 0 ? await failedBefore(database, since - 2 * period, since - period) : null;
   const usual = before !== null && before.hours.length > 0 ? Math.min(median(before.hours), previous !== null && previous.hours.length > 0 ? median(previous.hours) : Infinity) : windowMedian;
   const usualFrom = before !== null && before.hours.length > 0 ? "before-window" : "window";
-  const thresholds = WAVE_SPAN_HOURS.map((hours) => ({ hours, at: Math.ceil(Math.max(options.waveMin * Math.sqrt(hours), options.waveFactor * Math.max(usual, 1) * hours)) }));
+  const thresholds = WAVE_SPAN_HOURS.map((hours) => ({ hours, at: Math.max(options.waveMin, options.waveFactor * Math.max(usual, 1) * hours) }));
   const threshold = (thresholds[0] as { at: number }).at;
 
   // A wave that ended before the window (after judgedFrom) is the run before's, judged again only for a sign-in during
   // it written late (below): kept when one was.
-  const waveSpans = findWaves(byBucket, Math.floor(countedFrom / BUCKET_MS), Math.ceil(until / BUCKET_MS), thresholds)
+  const waveSpans = findWaves(byBucket, Math.floor(countedFrom / BUCKET_MS), Math.ceil(until / BUCKET_MS), thresholds, usual)
     .filter((w) => (w.last + 1) * BUCKET_MS > judgedFrom);
   const waveEnded = waveSpans.map((w) => (w.last + 1) * BUCKET_MS <= since);
   const waveOf = (at: number): number => {
@@ -314,7 +314,7 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
     ...guessedReport.findings,
     ...slowReport.findings,
     ...afterFailuresFinding(lists.after, options),
-    ...incompleteFinding(spraying, guessing, options),
+    ...incompleteFinding(spraying, guessing, options, slowGuessing.truncated),
   ];
   return {
     findings, window: { since: iso(since), until: iso(until), hours: windowHours }, failed, throttled, succeeded,
@@ -324,18 +324,24 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
 }
 
 /**
- * The waves among the buckets [first, end): a bucket is in a wave when some span of one of `thresholds`' lengths
- * holding it reaches that span's bar and it carries its part of that rate itself (a twelfth of the bar over 60
- * minutes), so a wave's span is where its failures are, not the quiet minutes around them.
+ * The waves among the buckets [first, end). Over 60 minutes (the first of `thresholds`), a bucket is in a wave when
+ * some 60 minutes holding it reach the bar and it carries its part of that rate itself (a twelfth of the bar), so a
+ * wave's span is where its failures are, not the quiet minutes around them. Over the longer spans, counted without the
+ * 60-minute waves' buckets, a span that reaches its bar is a wave from the first to the last of its buckets above
+ * twice the usual rate (at least one failure), gaps included: a campaign's pace is the attacker's to choose (a failure
+ * every 20 minutes, or a decoy bucket holding most of them), so no bucket of it must carry a share of its own.
  * Adjacent wave buckets make one wave. Only the buckets holding failures are walked (a span ending at an empty bucket
  * holds no more than the one ending at the last full bucket before it), so the work is the log's, not the window's.
  */
-function findWaves(byBucket: Map<number, BucketCount>, first: number, end: number, thresholds: ReadonlyArray<{ hours: number; at: number }>): Array<{ first: number; last: number }> {
-  const n = (b: number): number => byBucket.get(b)?.n ?? 0;
+function findWaves(byBucket: Map<number, BucketCount>, first: number, end: number, thresholds: ReadonlyArray<{ hours: number; at: number }>, usual: number): Array<{ first: number; last: number }> {
   const keys = [...byBucket.keys()].filter((b) => b >= first && b < end).sort((x, y) => x - y);
   const hot = new Set<number>();
+  const hourly = new Set<number>();
+  const aboveUsual = Math.max(1, (2 * usual) / BUCKETS_PER_HOUR);
   for (const { hours, at } of thresholds) {
     const buckets = hours * BUCKETS_PER_HOUR;
+    // The longer spans count what the 60-minute waves did not take.
+    const n = (b: number): number => (hours > 1 && hourly.has(b) ? 0 : (byBucket.get(b)?.n ?? 0));
     let sum = 0;
     // keys[start..j]: the buckets of the span ending at keys[j].
     for (let j = 0, start = 0; j < keys.length; j++) {
@@ -343,12 +349,21 @@ function findWaves(byBucket: Map<number, BucketCount>, first: number, end: numbe
       sum += n(b);
       while (keys[start]! <= b - buckets) sum -= n(keys[start++]!);
       if (sum < at) continue;
-      // Over 60 minutes, half an even share of the bar; over longer spans a whole one and at least two failures: their
-      // even share is a failure or less a bucket, which the usual background alone reaches.
-      const share = hours === 1 ? at / (2 * buckets) : Math.max(2, at / buckets);
-      for (let k = start; k <= j; k++) if (n(keys[k]!) >= share) hot.add(keys[k]!);
+      if (hours === 1) {
+        for (let k = start; k <= j; k++) if (n(keys[k]!) * 2 * buckets >= at) hourly.add(keys[k]!);
+        continue;
+      }
+      let lo = Number.NaN;
+      let hi = Number.NaN;
+      for (let k = start; k <= j; k++) {
+        if (n(keys[k]!) < aboveUsual) continue;
+        if (Number.isNaN(lo)) lo = keys[k]!;
+        hi = keys[k]!;
+      }
+      for (let x = lo; x <= hi; x++) hot.add(x);
     }
   }
+  for (const b of hourly) hot.add(b);
   const spans: Array<{ first: number; last: number }> = [];
   for (const b of [...hot].sort((x, y) => x - y)) {
     const open = spans.at(-1);
@@ -375,7 +390,7 @@ function waveFindings(waves: Wave[], lists: SignInList[], ctx: { thresholds: Rea
       title,
       detail:
         `Failed logins reached at least ${threshold} in 60 minutes${longer === "" ? "" : `, or ${longer}`} (${ctx.options.waveFactor}× the usual ${ctx.usual} an hour, read from ${ctx.usualFrom === "window" ? "the window itself, the store being younger" : `the ${ctx.options.baselineDays} days before the window, or the ${ctx.options.baselineDays} before those if lower`}; ` +
-        `and at least ${ctx.options.waveMin}, or that times the square root of the hours): ${failed} failure(s), ${got} sign-in(s) from a browser new to its account meanwhile${list.length > 0 ? `: ${SignInList.describe(list.slice(0, 10))}${got > 10 ? ", …" : ""}` : ""}.`,
+        `and at least ${ctx.options.waveMin}): ${failed} failure(s), ${got} sign-in(s) from a browser new to its account meanwhile${list.length > 0 ? `: ${SignInList.describe(list.slice(0, 10))}${got > 10 ? ", …" : ""}` : ""}.`,
       evidence: { waves: indexes.map((i) => waves[i]), threshold, thresholds: ctx.thresholds, usualFailedPerHour: ctx.usual, newDeviceSignInsListed: list, ...SignInList.others(indexes.map((i) => lists[i]!), list) },
       remediation: got > 0 ? REMEDY : "Nothing got through from a new browser. Watch whether it goes on; flood control already refuses each address past its hourly failures, " +
         "so a wave this size comes from many addresses: block them upstream if it persists (they are in the auth.login.failed events of those hours).",
@@ -420,23 +435,24 @@ function sprayFinding(addresses: SprayingAddress[], total: number, list: SignInL
  * which its own finding says). High, as `authlog.analysis-incomplete`: a report without a spraying address or a guessed
  * account must not be read as "none", and the default --fail-on high fails the run.
  */
-function incompleteFinding(spraying: SprayingClients, guessed: GuessedAccounts, options: LoginsCheckOptions): Finding[] {
+function incompleteFinding(spraying: SprayingClients, guessed: GuessedAccounts, options: LoginsCheckOptions, weekCut: boolean): Finding[] {
   const clientsCut = spraying.total > spraying.clients.length;
-  if (!spraying.rowsCut && !clientsCut && !guessed.candidatesCut) return [];
+  if (!spraying.rowsCut && !clientsCut && !guessed.candidatesCut && !weekCut) return [];
   const why = [
     ...(spraying.rowsCut ? [`more than ${spraying.rowsRead} addresses failed to sign in in the window and the day before it, and those past them (only the day before first, then the fewest accounts) were not read: a client made of them (an IPv6 host taking a new address of its /64 for every try) may be missing from the spraying addresses`] : []),
     ...(clientsCut ? [`${spraying.total} clients failed on ${options.sprayMin} or more accounts in the window and the day before it and only ${spraying.clients.length} are kept (those that failed in the window first, the most accounts first): sign-ins from the others are not marked as from a spraying address`] : []),
     ...(guessed.candidatesCut ? [`${guessed.total} accounts took ${options.guessMin} or more failed logins and only the ${MAX_GUESSED} with the most are kept; the sign-ins to the others were more than are held to judge them: a browser new to one of them after its failures may be missing`] : []),
+    ...(weekCut ? [`more than ${MAX_GUESSED} accounts took ${options.guessMin} or more failed logins over the week before the window, besides those of the day's bar, and only the ${MAX_GUESSED} with the most were judged on that horizon: an account guessed slowly past them may be missing`] : []),
   ];
-  const rules = [...(spraying.rowsCut || clientsCut ? ["spraying addresses"] : []), ...(guessed.candidatesCut ? ["guessed accounts"] : [])].join(" and ");
+  const rules = [...(spraying.rowsCut || clientsCut ? ["spraying addresses"] : []), ...(guessed.candidatesCut || weekCut ? ["guessed accounts"] : [])].join(" and ");
   return [{
     id: "logins.analysis-incomplete",
     severity: "high",
-    title: `Analysis incomplete: ${rules}, or the sign-ins ${guessed.candidatesCut ? "to or from" : "from"} them, may be missing`,
+    title: `Analysis incomplete: ${rules}, or the sign-ins ${guessed.candidatesCut || weekCut ? "to or from" : "from"} them, may be missing`,
     detail: `The ${rules} rule${rules.includes(" and ") ? "s" : ""} read less than the window held: ${why.join("; and ")}. Waves and sign-ins after failures were judged in full.`,
     evidence: {
       addressRowsCut: spraying.rowsCut, addressRowsRead: spraying.rowsRead, sprayingClients: spraying.total, sprayingClientsKept: spraying.clients.length,
-      guessedAccounts: guessed.total, guessedAccountsKept: guessed.total - guessed.notRead, guessedSignInsCut: guessed.candidatesCut,
+      guessedAccounts: guessed.total, guessedAccountsKept: guessed.total - guessed.notRead, guessedSignInsCut: guessed.candidatesCut, weekAccountsCut: weekCut,
     },
     remediation: "Run the check again over shorter windows (--since, --until), each reading fewer addresses and accounts, with --spray-min and --guess-min lowered in proportion: a slow campaign is spread over them.",
   }];

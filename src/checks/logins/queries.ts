@@ -322,9 +322,10 @@ export interface AccountsFailed {
  * sign-in from a browser new to it since then (SlowRange: guessed the day before, then got into in the window, which
  * the run before never saw), at any pace and from any number of addresses (one GROUP BY, however many failures): the
  * subjects that are accounts, not the keyed tags of identifiers that name none (`id:…`: nothing can be taken over
- * there). `only`: these accounts alone (a JSON parameter).
+ * there). `only`: these accounts alone (a JSON parameter). `limit`: rows kept (MAX_GUESSED unless given).
  */
-export async function failedByAccount(database: Database, range: SlowRange, min: number, options: { only?: readonly string[] } = {}): Promise<AccountsFailed> {
+export async function failedByAccount(database: Database, range: SlowRange, min: number, options: { only?: readonly string[]; limit?: number } = {}): Promise<AccountsFailed> {
+  const limit = options.limit ?? MAX_GUESSED;
   const only = options.only === undefined ? sql`` : sql`AND subject IN (${listOf(database, options.only)})`;
   const where = sql`type = 'auth.login.failed' AND at >= ${range.from} AND at < ${range.until} AND subject NOT LIKE 'id:%' ${only}`;
   const judgedFrom = range.judgedFrom ?? range.since;
@@ -335,15 +336,15 @@ export async function failedByAccount(database: Database, range: SlowRange, min:
   // accounts listed are counted apart, clientsByAccount.
   const { rows } = await sql<{ subject: string; n: number | string; in_window: number | string; first_at: number | string; last_at: number | string }>`
     SELECT subject, count(*) AS n, sum(CASE WHEN at >= ${range.since} THEN 1 ELSE 0 END) AS in_window, min(at) AS first_at, max(at) AS last_at
-    FROM audit_events WHERE ${where} GROUP BY subject HAVING ${reached} ORDER BY 2 DESC, 1 LIMIT ${sql.lit(MAX_GUESSED + 1)}`.execute(database.db);
-  const cut = rows.length > MAX_GUESSED;
-  let total = Math.min(rows.length, MAX_GUESSED);
+    FROM audit_events WHERE ${where} GROUP BY subject HAVING ${reached} ORDER BY 2 DESC, 1 LIMIT ${sql.lit(limit + 1)}`.execute(database.db);
+  const cut = rows.length > limit;
+  let total = Math.min(rows.length, limit);
   if (cut) {
     const counted = await sql<{ n: number | string }>`
       SELECT count(*) AS n FROM (SELECT subject FROM audit_events WHERE ${where} GROUP BY subject HAVING ${reached}) AS reached`.execute(database.db);
     total = Number(counted.rows[0]?.n ?? total);
   }
-  const accounts = rows.slice(0, MAX_GUESSED).map((r) => ({
+  const accounts = rows.slice(0, limit).map((r) => ({
     userId: r.subject, failed: Number(r.n), failedInWindow: Number(r.in_window), firstAt: Number(r.first_at), lastAt: Number(r.last_at),
   }));
   return { accounts, total, cut };

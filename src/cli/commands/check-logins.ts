@@ -89,25 +89,27 @@ export default {
         if (opts.state !== undefined && lastEnd !== null) checkWindowState(opts.state, lastEnd, { now, aheadToleranceMs: lateWriteMs });
         const until = opts.until === undefined ? now : parseTime(opts.until, "--until", now);
         // With a state, the window starts where the last run ended: --since is for the first run only.
-        let since = lastEnd ?? parseTime(sinceText, "--since", now);
+        const since = lastEnd ?? parseTime(sinceText, "--since", now);
         if (lastEnd !== null && lastEnd >= until) {
           throw new InputError("BULWARK_ERR_USAGE", `--state ${JSON.stringify(opts.state)}: the last run ended at ${new Date(lastEnd).toISOString()}, not before this run's end (${new Date(until).toISOString()}): nothing to judge (an earlier --until, or the clock set back); the file is left as it was`);
         }
         if (since >= until) throw new InputError("BULWARK_ERR_USAGE", `--since (${new Date(since).toISOString()}) must be before --until (${new Date(until).toISOString()})`);
         // The log's position before it is read, for the state: the next run asks what was written after it.
         const seq = opts.state === undefined ? 0 : await newestSeq(app.db);
-        // Sign-ins written since the last run read the log but stamped before what this run judges again (its end less
-        // lateWriteMs) were judged by no run: their writer's clock was behind this host's by more than the tolerance
-        // (this host's clock ahead of the writers', or set back since). Judged now, from the earliest of them: by the
-        // log's order, not by the clocks. Past a day, the window itself starts there.
+        // Login events written since the last run read the log but stamped before what this run judges again (its end
+        // less lateWriteMs) were judged by no run: their writer's clock was behind this host's by more than the tolerance
+        // (this host's clock ahead of the writers', or set back since). Judged now, from the earliest of them, by the
+        // log's order, not by the clocks; at most a day back: a stamp older than that is a clock out of all bounds (a
+        // node stamping 1970), and reopening every window since would report again what earlier runs judged.
         let lateMs = lateWriteMs;
         let lateLine: string | null = null;
         if (last !== null && last.seq !== null) {
           const late = await writtenLate(app.db, last.seq, since - lateWriteMs);
           if (late.earliest !== null) {
-            if (since - late.earliest <= MAX_LATE_WRITE_MS) lateMs = since - late.earliest;
-            else since = late.earliest;
-            lateLine = `${late.n} sign-in event(s) written since the last run read the log are stamped before its end (${new Date(lastEnd as number).toISOString()}) by more than ${lateWriteMs / 1000} s: their writers' clocks were behind this host's when it ran (this host's clock ahead, or set back since); sign-ins are judged from ${new Date(late.earliest).toISOString()}`;
+            const beyond = since - late.earliest > MAX_LATE_WRITE_MS;
+            lateMs = beyond ? MAX_LATE_WRITE_MS : since - late.earliest;
+            lateLine = `${late.n} login event(s) written since the last run read the log are stamped before its end (${new Date(lastEnd as number).toISOString()}) by more than ${lateWriteMs / 1000} s: their writers' clocks were behind this host's when it ran (this host's clock ahead, or set back since); sign-ins are judged from ${new Date(since - lateMs).toISOString()}` +
+              (beyond ? ` (the earliest is stamped ${new Date(late.earliest).toISOString()}, more than a day back: a writer's clock far off; check the clocks of the nodes, and run with --since/--until over that time to judge it)` : "");
           }
         }
         // The id file is created before the log is read (never over an existing file: it may be another run's, or a
