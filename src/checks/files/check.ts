@@ -78,6 +78,7 @@ export async function createBaseline(options: CreateBaselineOptions): Promise<Cr
   const fs = options.fs ?? nodeScanFS;
   const roots = await canonicalRoots(options.paths, fs);
   const excluded = await canonicalRoots(options.exclude ?? [], fs);
+  refuseExcludedRoots(roots, excluded);
   const oneFileSystem = options.oneFileSystem ?? false;
   const collector = new FindingCollector();
   // A baseline stored inside a scanned tree must not record itself (it changes as it is written). Only the exact
@@ -140,6 +141,34 @@ function refuseUnrecorded(roots: readonly string[], header: BaselineHeader, base
 }
 
 /**
+ * The record that supersedes a baseline: asked with its header as recorded, then, if that finds none and its roots or
+ * exclusions are spelled otherwise now (their parents' symlinks resolved, canonicalPath), as the same tree spelled so:
+ * a baseline recorded before PATHs were resolved, its root spelled through a symlink, is the tree recorded since by
+ * the real path.
+ */
+async function supersededAsRecordedOrNow(ask: CompareBaselineOptions["supersededBy"], header: BaselineHeader, digest: string, fs: ScanFS): Promise<RecordedBaseline | null> {
+  if (ask === undefined) return null;
+  const asRecorded = await ask({ header, digest });
+  if (asRecorded !== null) return asRecorded;
+  const roots = await canonicalRoots(header.roots, fs);
+  const exclude = await canonicalRoots(header.exclude, fs);
+  if (JSON.stringify([roots, exclude]) === JSON.stringify([header.roots, header.exclude])) return null;
+  return ask({ header: { ...header, roots, exclude }, digest });
+}
+
+/**
+ * Refuses exclusions that cover a root whole: nothing under it would be scanned or compared, and the run would say
+ * little or nothing (an --exclude spelled through a symlink re-pointed onto the root, or a typo), not that it judged
+ * nothing.
+ */
+function refuseExcludedRoots(roots: readonly string[], excluded: readonly string[]): void {
+  for (const root of roots) {
+    const x = excluded.find((e) => isWithin(root, e));
+    if (x !== undefined) throw filesErrors.badRoot(`--exclude ${x} covers the PATH ${root} whole: nothing under it would be examined; exclude paths under it, or give another PATH`);
+  }
+}
+
+/**
  * Compares the current state of the paths with a baseline. A tampered baseline does not stop the
  * compare: it adds the critical `files.baseline-tampered` finding. PATHs the baseline did not record are refused
  * (BULWARK_ERR_FILES_PATH), before any scan.
@@ -184,6 +213,7 @@ export async function compareBaseline(options: CompareBaselineOptions): Promise<
     refuseUnrecorded(roots, header, options.baseline);
     // Exclusions and -xdev default to the recorded ones, so the same tree is compared.
     const excluded = options.exclude ? await canonicalRoots(options.exclude, fs) : normaliseRoots(header.exclude);
+    refuseExcludedRoots(roots, excluded);
     const oneFileSystem = options.oneFileSystem ?? header.oneFileSystem;
     const collector = new FindingCollector();
     // The baseline itself is left out (it was written after the scan it records), and nothing else: a
@@ -221,7 +251,7 @@ export async function compareBaseline(options: CompareBaselineOptions): Promise<
     }
     collector.setIntegrity(reader.integrity, options.baseline);
     const digest = reader.integrity.digest;
-    const newer = digest === null ? null : ((await options.supersededBy?.({ header, digest })) ?? null);
+    const newer = digest === null ? null : await supersededAsRecordedOrNow(options.supersededBy, header, digest, fs);
     if (newer !== null) collector.setSuperseded(newer, options.baseline, header.createdAt);
     return { header, roots, integrity: reader.integrity, totals: { ...collector.totals }, findings: collector.findings() };
   } finally {

@@ -83,9 +83,13 @@ export async function supersedingRecord(db: Kysely<Schema>, given: { header: Bas
   const ofType = db.selectFrom("audit_events").select(["seq", "subject", "data"]).where("type", "=", BASELINE_RECORDED);
   // Canonical JSON writes each string as JSON.stringify does: the digest and the path appear in the data so.
   const digestText = `%${likeLiteral(`"digest":${JSON.stringify(given.digest)}`)}%`;
-  const pathTexts = [...paths].map((path) => `%${likeLiteral(`"path":${JSON.stringify(path)}`)}%`);
   const own = await ofType.where(sql<boolean>`data LIKE ${digestText} ESCAPE '\\'`).orderBy("seq", "desc").limit(1).executeTakeFirst();
-  const ownSeq = own !== undefined && recordOf(parseStoredData(own.data).data)?.digest === given.digest ? Number(own.seq) : null;
+  const ownRecord = own === undefined ? null : recordOf(parseStoredData(own.data).data);
+  const ownSeq = own !== undefined && ownRecord?.digest === given.digest ? Number(own.seq) : null;
+  // Where this baseline was written counts as one of its names: whatever the names lead to now (a baseline directory
+  // that was a link all along, re-pointed at kept copies), a later record there is the newer file at the old name.
+  if (ownSeq !== null && ownRecord !== null) paths.add(ownRecord.path);
+  const pathTexts = [...paths].map((path) => `%${likeLiteral(`"path":${JSON.stringify(path)}`)}%`);
   const rows = await ofType
     .where((eb) => eb.or([eb("subject", "=", key), ...pathTexts.map((text) => sql<boolean>`data LIKE ${text} ESCAPE '\\'`)]))
     .$if(ownSeq !== null, (q) => q.where("seq", ">", ownSeq ?? 0))
