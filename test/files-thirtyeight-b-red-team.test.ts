@@ -33,7 +33,8 @@
 // left after that compare, a clean one, and one failing with the window full.
 // Fixed since: (1) supersedingRecord also asks with the path the baseline's own record says it was written to; (3)
 // exclusions that cover a PATH whole are refused; (6) a compare asks about its tree as recorded and, spelled otherwise
-// now, as spelled now (check.ts supersededAsRecordedOrNow). Open, todo: (2), (4), (5).
+// now, as spelled now (check.ts supersededAsRecordedOrNow); (4) an entry whose path now meets ENOTDIR or ELOOP (a
+// directory on it replaced) is high, as the swap of the entry itself is. Open, todo: (2), (5).
 //
 // Temp dirs only, removed after the file (treeSandboxes); the CLI runs in this process against a fresh data dir.
 import assert from "node:assert/strict";
@@ -270,8 +271,7 @@ describe("recorded roots and compare PATHs through symlinks", () => {
   // symlinks: ENOTDIR, the root "no longer examinable" (medium) and every entry under it "removed" (medium). Swapping
   // the root itself for a symlink is high ("content changed", type dir→symlink): one level up, the intruder gets less.
   test(
-    "attack: an ancestor of a recorded root swapped for a symlink to the moved tree, a setuid helper trojaned in it, is reported high",
-    { todo: "finding: only medium — the root 'no longer examinable' (classify.ts: after.type unknown → medium) and the helper 'entry removed' (compare.ts: nothing under a root that cannot be examined is looked up); the same swap at the root is high. The path to a recorded root turned into a symlink (ENOTDIR/ELOOP on the way down) should be high" },
+    "attack: an ancestor of a recorded root swapped for a symlink to the moved tree, a setuid helper trojaned in it, is reported high (was: the root 'no longer examinable' and the helper 'removed', both medium)",
     async () => {
       const { root, baseline } = sandbox();
       const www = join(root, "www");

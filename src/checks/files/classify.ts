@@ -352,6 +352,12 @@ export function classify(event: DiffEvent): Classification {
   if (after.type === "unknown" && after.error === DIR_REPLACED) {
     return { id: "files.changed", severity: "high", reason: "the directory holding it, not listable, was replaced during the compare: what the baseline recorded cannot be verified" };
   }
+  // A directory on its path is no longer one (ENOTDIR: a file or a symlink stands there now; ELOOP: a symlink where a
+  // directory was opened without following): the path was replaced above it, as a swapped directory is, and the
+  // swap of an ancestor must not rate lower than the swap of the entry itself (a changed type, high).
+  if (after.type === "unknown" && (after.error === "ENOTDIR" || after.error === "ELOOP")) {
+    return { id: "files.changed", severity: "high", reason: `a directory on its path was replaced (${after.error}: a symlink or a file stands where a directory was): what the baseline recorded cannot be verified` };
+  }
   // It may still be there, but nothing recorded of it can be checked: rated like a removal, which hides as much.
   if (after.type === "unknown") return { id: "files.changed", severity: "medium", reason: "no longer examinable: what the baseline recorded cannot be verified" };
   if (event.content) {
