@@ -44,7 +44,7 @@ import { checkLogins, DEFAULT_LOGINS_OPTIONS, type LoginsCheckOptions, type Logi
 import type { Severity } from "../src/checks/finding.ts";
 import type { Database } from "../src/store/database.ts";
 import type { AuthFixture } from "../src/http/auth/test-client.ts";
-import { rawAuditStore, type AuditRow } from "./helpers/audit-rows.ts";
+import { failedLoginRow as wrong, quietHours as quiet, rawAuditStore, signInRow as signIn, type AuditRow } from "./helpers/audit-rows.ts";
 import { bulwarkInProcess } from "./helpers/cli.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
 import { loginFrom } from "./helpers/checks.ts";
@@ -55,26 +55,6 @@ const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
 /** Midnight UTC, 14 December 2026: sign-in events carry sessionId, newDevice and failuresBefore. */
 const T0 = Date.UTC(2026, 11, 14);
-
-const wrong = (subject: string, at: number, ip: string): AuditRow => ({
-  type: "auth.login.failed", subject, at, data: { ip, reason: subject.startsWith("id:") ? "unknown-account" : "wrong-password", userAgent: "Mozilla/5.0 (X11; Linux x86_64)" },
-});
-
-/** A sign-in as POST /auth/login records it, with the session it made. */
-const signIn = (userId: string, at: number, ip: string, o: { newDevice: boolean; failuresBefore: number; session: string }): AuditRow => ({
-  type: "auth.login.succeeded", subject: userId, at,
-  data: { ip, userAgent: "Mozilla/5.0 (X11; Linux x86_64)", rehashed: false, fromScheme: "argon2id", mustChangePassword: false, failuresBefore: o.failuresBefore, sessionId: o.session, newDevice: o.newDevice },
-});
-
-/** Two mistyped logins an hour on identifiers that name no account, over [from, to): the site's usual rate. */
-function quiet(from: number, to: number): AuditRow[] {
-  const rows: AuditRow[] = [];
-  for (let h = from; h < to; h += HOUR) {
-    const net = `100.71.${Math.floor(h / HOUR) % 256}`;
-    rows.push(wrong(`id:q${h}a`, h + 7 * MINUTE, `${net}.1`), wrong(`id:q${h}b`, h + 37 * MINUTE, `${net}.2`));
-  }
-  return rows;
-}
 
 /** `n` failures spread evenly over [from, to), each on an account of its own from an address of its own (a botnet spraying one password). */
 function spray(n: number, from: number, to: number, first: number, prefix: string): AuditRow[] {

@@ -40,3 +40,28 @@ export async function rawAuditStore(dialect: DialectFixture, migratedAt: number,
   };
   return { database, insert };
 }
+
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+const BROWSER = "Mozilla/5.0 (X11; Linux x86_64)";
+
+/** A failed login as POST /auth/login records it: an identifier naming no account (`id:…`), or a wrong password. */
+export const failedLoginRow = (subject: string, at: number, ip: string): AuditRow => ({
+  type: "auth.login.failed", subject, at, data: { ip, reason: subject.startsWith("id:") ? "unknown-account" : "wrong-password", userAgent: BROWSER },
+});
+
+/** A sign-in as POST /auth/login records it, with the session it made. */
+export const signInRow = (userId: string, at: number, ip: string, o: { newDevice: boolean; failuresBefore: number; session: string }): AuditRow => ({
+  type: "auth.login.succeeded", subject: userId, at,
+  data: { ip, userAgent: BROWSER, rehashed: false, fromScheme: "argon2id", mustChangePassword: false, failuresBefore: o.failuresBefore, sessionId: o.session, newDevice: o.newDevice },
+});
+
+/** Two mistyped logins an hour on identifiers that name no account (minutes 7 and 37), over [from, to): a site's usual rate. */
+export function quietHours(from: number, to: number): AuditRow[] {
+  const rows: AuditRow[] = [];
+  for (let h = from; h < to; h += HOUR) {
+    const net = `100.71.${Math.floor(h / HOUR) % 256}`;
+    rows.push(failedLoginRow(`id:q${h}a`, h + 7 * MINUTE, `${net}.1`), failedLoginRow(`id:q${h}b`, h + 37 * MINUTE, `${net}.2`));
+  }
+  return rows;
+}
