@@ -1,12 +1,12 @@
 // The files check as two library calls: record a signed baseline of PATHs, and compare PATHs with
 // one. Both return Findings; the CLI is a thin shell over them.
-import type { ReadStream } from "node:fs";
+import { lstatSync, type BigIntStats, type ReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import type { Signer } from "../../crypto/signer.ts";
 import type { Clock } from "../../lib/clock.ts";
 import { isBulwarkError } from "../../lib/errors.ts";
 import type { Finding } from "../finding.ts";
-import { openInputFile } from "../input-file.ts";
+import { openInputHandle } from "../input-file.ts";
 import type { BaselineHeader } from "./baseline-format.ts";
 import { BaselineReader, type BaselineIntegrity } from "./baseline-read.ts";
 import { baselineTempPath, writeBaselineFile } from "./baseline-write.ts";
@@ -156,6 +156,16 @@ async function supersededAsRecordedOrNow(ask: CompareBaselineOptions["superseded
   return ask({ header: { ...header, roots, exclude }, digest });
 }
 
+/** Whether `path` (not followed) is the file `opened` describes. */
+function sameFile(path: string, opened: BigIntStats): boolean {
+  try {
+    const now = lstatSync(path, { bigint: true });
+    return now.dev === opened.dev && now.ino === opened.ino;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Refuses exclusions that cover a root whole: nothing under it would be scanned or compared, and the run would say
  * little or nothing (an --exclude spelled through a symlink re-pointed onto the root, or a typo), not that it judged
@@ -188,8 +198,16 @@ export async function compareBaseline(options: CompareBaselineOptions): Promise<
   if (isDirectory) throw filesErrors.notABaseline(`cannot read the baseline ${options.baseline}: it is a directory, not a baseline file`);
   // Only a regular file, or a pipe passed on purpose (<(…)): a FIFO or a device swapped in must not hang the compare.
   let stream: ReadStream;
+  // The file opened, by device and inode: what the compare leaves out as the baseline itself (below), whatever its
+  // name leads to by then.
+  let opened: BigIntStats;
   try {
-    stream = await openInputFile(options.baseline);
+    const handle = await openInputHandle(options.baseline);
+    opened = await handle.stat({ bigint: true }).catch(async (error: unknown) => {
+      await handle.close();
+      throw error;
+    });
+    stream = handle.createReadStream();
   } catch (error) {
     throw filesErrors.notABaseline(`cannot read the baseline ${options.baseline}: ${(error as Error).message}`, { cause: error });
   }
@@ -218,8 +236,11 @@ export async function compareBaseline(options: CompareBaselineOptions): Promise<
     const collector = new FindingCollector();
     // The baseline itself is left out (it was written after the scan it records), and nothing else: a
     // leftover or planted ".NAME.*.tmp" beside it is compared like any file.
+    // Left out only while that name is still the file opened: a directory on its path re-pointed between the open and
+    // here would otherwise leave out whatever the intruder put under the baseline's name in the tree.
     const baselinePath = await canonicalPath(options.baseline, fs);
-    const exclude = (p: string): boolean => p === baselinePath || excluded.some((x) => isWithin(p, x));
+    const isBaseline = (p: string): boolean => p === baselinePath && sameFile(p, opened);
+    const exclude = (p: string): boolean => isBaseline(p) || excluded.some((x) => isWithin(p, x));
     const scan = scanTree(roots, {
       ...limitsOf(options),
       concurrency: options.concurrency,
