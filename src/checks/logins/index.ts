@@ -48,7 +48,7 @@ const SLOW_LOOK_BACK_MS = 24 * HOUR;
  * readSlow): --guess-min of them from at least half as many clients.
  */
 const GUESS_HORIZON_DAYS = 7;
-/** The most LoginsCheckOptions.lateWriteMs may be: sign-ins written later than this after their stamp widen the window. */
+/** The most LoginsCheckOptions.lateWriteMs may be: a sign-in written later than this after its stamp is named by the CLI, not judged. */
 export const MAX_LATE_WRITE_MS = SLOW_LOOK_BACK_MS;
 /**
  * LoginsCheckOptions.lateWriteMs's default: twice BULWARK_MAX_CLOCK_SKEW_SECONDS's default (60 s), as far as a node's
@@ -212,8 +212,8 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
   const before = options.baselineDays > 0 ? await failedBefore(database, since - period, since) : null;
   // The lower of that period's median and the one before it (when the store is that old): a campaign paced under the
   // bars for a week raised that week's median (95 an hour against a real 2), which would have let the next week run at
-  // five times that unseen. Such a week is reported as it happens (the 6- and 24-hour spans); to move the usual rate
-  // too, it must go on for two periods, each day of them reported.
+  // five times that unseen. Such a week is reported as it happens (the 6- and 24-hour spans) while the older median is
+  // still the real one; a campaign patient enough to fill both periods moves it (test/logins-thirtyeight-b-red-team.test.ts).
   const previous = before !== null && before.hours.length > 0 ? await failedBefore(database, since - 2 * period, since - period) : null;
   const usual = before !== null && before.hours.length > 0 ? Math.min(median(before.hours), previous !== null && previous.hours.length > 0 ? median(previous.hours) : Infinity) : windowMedian;
   const usualFrom = before !== null && before.hours.length > 0 ? "before-window" : "window";
