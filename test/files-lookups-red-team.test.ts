@@ -29,8 +29,7 @@ import { systemRandom } from "../src/lib/random.ts";
 import { openSQLite } from "../src/store/database.ts";
 import { migrate } from "../src/store/migrator.ts";
 import { verifyWatchingOpens } from "./helpers/checks.ts";
-import { initSite, type CLISite } from "./helpers/cli.ts";
-import { asNobody, compareJSON, denying, errno, highFor, pathsIn, summary, superseded } from "./helpers/files-red-team.ts";
+import { asNobody, cliSite, compareJSON, denying, errno, highFor, pathsIn, summary, superseded } from "./helpers/files-red-team.ts";
 
 const signer = testSigner();
 const clock = new ManualClock();
@@ -598,13 +597,8 @@ describe("which baseline is the newest", () => {
     },
   );
 
-  let site: Promise<CLISite> | null = null;
-  const theSite = (): Promise<CLISite> => (site ??= initSite(join(sandbox().root, "site"), { here: true }));
+  const { theSite, record } = cliSite(() => sandbox().root);
   const compare = compareJSON;
-  const record = async (s: CLISite, args: string[]): Promise<void> => {
-    const r = await s.runHere(["check", "files", "--baseline", ...args]);
-    assert.equal(r.code, 0, r.stderr);
-  };
 
   // Held (honest use): re-recording with --force at the same path, twice; copies kept elsewhere. The newest, at its
   // path or copied to another, compares clean; every older one, at any path, is superseded.

@@ -52,8 +52,7 @@ import { ManualClock, systemClock } from "../src/lib/clock.ts";
 import { systemRandom } from "../src/lib/random.ts";
 import { openSQLite } from "../src/store/database.ts";
 import { migrate } from "../src/store/migrator.ts";
-import { initSite, type CLISite } from "./helpers/cli.ts";
-import { asNobody, compareJSON, errno, highFor, pathsIn, summary, superseded } from "./helpers/files-red-team.ts";
+import { asNobody, cliSite, compareJSON, errno, highFor, pathsIn, summary, superseded } from "./helpers/files-red-team.ts";
 
 const signer = testSigner();
 const clock = new ManualClock();
@@ -92,12 +91,7 @@ function denyingOwn(dirs: readonly string[]): ScanFS {
 // ---------------------------------------------------------------------------------------------------------------------
 
 describe("superseded baselines and the names of the baseline", () => {
-  let site: Promise<CLISite> | null = null;
-  const theSite = (): Promise<CLISite> => (site ??= initSite(join(sandbox().root, "site"), { here: true }));
-  const record = async (s: CLISite, args: string[]): Promise<void> => {
-    const r = await s.runHere(["check", "files", "--baseline", ...args]);
-    assert.equal(r.code, 0, r.stderr);
-  };
+  const { theSite, record } = cliSite(() => sandbox().root);
 
   // The CLI records a baseline at its real path only (check-files.ts recordBaseline … realPath(opts.baseline)), and a
   // compare asks with the three names the file has *now*. The admin's baseline directory was a symlink all along

@@ -45,8 +45,7 @@ import { createNodeScanFS, type ScanFS } from "../src/checks/files/hash-file.ts"
 import { nodeScanFS } from "../src/checks/files/scan.ts";
 import { ratingsOf, testSigner, treeSandboxes } from "../src/checks/files/test-helpers.ts";
 import { ManualClock } from "../src/lib/clock.ts";
-import { initSite, type CLISite } from "./helpers/cli.ts";
-import { compareJSON, denying, highFor, pathsIn, summary, superseded } from "./helpers/files-red-team.ts";
+import { cliSite, compareJSON, denying, highFor, pathsIn, summary, superseded } from "./helpers/files-red-team.ts";
 
 const signer = testSigner();
 const clock = new ManualClock();
@@ -342,12 +341,7 @@ describe("a PATH beneath a symlinked directory", () => {
 // ---------------------------------------------------------------------------------------------------------------------
 
 describe("superseded baselines and symlinks", () => {
-  let site: Promise<CLISite> | null = null;
-  const theSite = (): Promise<CLISite> => (site ??= initSite(join(sandbox().root, "site"), { here: true }));
-  const record = async (s: CLISite, args: string[]): Promise<void> => {
-    const r = await s.runHere(["check", "files", "--baseline", ...args]);
-    assert.equal(r.code, 0, r.stderr);
-  };
+  const { theSite, record } = cliSite(() => sandbox().root);
 
   // The "same path" rule (a narrower tree's older baseline put back over the newest one's file) is asked with the
   // baseline's real path (check-files.ts realPath → realpathSync). The intruder does not copy the kept older baseline

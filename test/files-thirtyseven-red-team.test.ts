@@ -23,8 +23,8 @@ import { nodeScanFS } from "../src/checks/files/scan.ts";
 import { ratingsOf, testSigner, treeSandboxes } from "../src/checks/files/test-helpers.ts";
 import { ManualClock } from "../src/lib/clock.ts";
 import { setcapAvailable } from "./helpers/checks.ts";
-import { initSite, type CLISite } from "./helpers/cli.ts";
-import { asNobody, compareJSON, denying, grantACL, highFor, pathsIn, rootedFS, summary, superseded, watching } from "./helpers/files-red-team.ts";
+import type { CLISite } from "./helpers/cli.ts";
+import { asNobody, cliSite, compareJSON, denying, grantACL, highFor, pathsIn, rootedFS, summary, superseded, watching } from "./helpers/files-red-team.ts";
 
 const signer = testSigner();
 const clock = new ManualClock();
@@ -384,9 +384,7 @@ describe("a home directory's ctime", () => {
 // ---------------------------------------------------------------------------------------------------------------------
 
 describe("a genuine older baseline put back (files.baseline-superseded)", () => {
-  let site: Promise<CLISite> | null = null;
-  /** One initialised data dir for this group (bulwark init costs about a second). */
-  const theSite = (): Promise<CLISite> => (site ??= initSite(join(sandbox().root, "site"), { here: true }));
+  const { theSite, record } = cliSite(() => sandbox().root);
 
   const compare = compareJSON;
   /** The files.baseline.recorded events whose path is `path`, oldest first. */
@@ -394,10 +392,6 @@ describe("a genuine older baseline put back (files.baseline-superseded)", () => 
     s.rows("select data from audit_events where type = 'files.baseline.recorded' order by seq")
       .map((row) => JSON.parse(String(row["data"])) as { digest: string; createdAt: string; path: string })
       .filter((d) => d.path === path);
-  const record = async (s: CLISite, args: string[]): Promise<void> => {
-    const r = await s.runHere(["check", "files", "--baseline", ...args]);
-    assert.equal(r.code, 0, r.stderr);
-  };
 
   // Held: the tree key is of the normalised roots (sorted, resolved, a trailing slash dropped), so roots given in
   // another order or relatively, and a baseline named relatively at one run and absolutely at the next, are one tree:

@@ -3,9 +3,10 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { statSync } from "node:fs";
+import { join } from "node:path";
 import type { Finding } from "../../src/checks/finding.ts";
 import { nodeScanFS, type ScanFS } from "../../src/checks/files/hash-file.ts";
-import type { CLISite } from "./cli.ts";
+import { initSite, type CLISite } from "./cli.ts";
 
 /** True when a finding at high or critical lists `path` in its evidence. */
 export function highFor(findings: readonly Finding[], path: string): boolean {
@@ -113,3 +114,18 @@ export async function compareJSON(site: CLISite, args: string[]): Promise<{ code
 
 /** The files.baseline-superseded finding of a compare, if any. */
 export const superseded = (out: CompareOut): Finding | undefined => out.findings.find((f) => f.id === "files.baseline-superseded");
+
+/**
+ * For a group of CLI tests: `theSite`, one initialised data dir made on first use under `root()` (bulwark init costs
+ * about a second), and `record`, `check files --baseline ARGS` run there, which must succeed.
+ */
+export function cliSite(root: () => string): { theSite: () => Promise<CLISite>; record: (s: CLISite, args: string[]) => Promise<void> } {
+  let site: Promise<CLISite> | null = null;
+  return {
+    theSite: () => (site ??= initSite(join(root(), "site"), { here: true })),
+    record: async (s, args) => {
+      const r = await s.runHere(["check", "files", "--baseline", ...args]);
+      assert.equal(r.code, 0, r.stderr);
+    },
+  };
+}
