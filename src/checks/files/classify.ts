@@ -277,8 +277,9 @@ const MOVES_CTIME = /^(?:mode|uid|gid) /;
  * changed with it, and a recorded mode, owner or group change beside it does not rule that out: the intruder adds the
  * capability and a harmless-looking chmod, chgrp or dropped setuid bit. A new mtime or inode does not explain it
  * either: `touch -m` after setcap sets both times, and a copy given the capability renamed over the program has a new
- * inode and the same bytes. `persistence` is persistenceWriters(after). Returns the reason, or null. (A directory's ctime is compared only when its mtime did not
- * move: entries added or removed move both and are reported one by one; compare.ts diffEntry.)
+ * inode and the same bytes. `persistence` is persistenceWriters(after). Returns the reason, or null. (A directory's
+ * ctime is compared only when its mtime did not move: entries added or removed move both and are reported one by one;
+ * compare.ts diffEntry.)
  */
 function unrecordedChange(event: DiffEvent, after: FileEntry, persistence: string | null): string | null {
   const moved = event.changes.includes("ctime");
