@@ -4,7 +4,7 @@
 // `logins.after-failures` (failures in a row before a sign-in) misses the guess that worked after the owner signed in.
 import type { Database } from "../../store/database.ts";
 import type { Finding, Severity } from "../finding.ts";
-import { clientsByAccount, failedByAccount, MAX_GUESSED, type AccountFailures, type SlowRange } from "./queries.ts";
+import { clientsByAccount, failedByAccount, MAX_GUESSED, type AccountClients, type AccountFailures, type SlowRange } from "./queries.ts";
 import { emailsOf, REMEDY, SignInList, type SignIn } from "./sign-ins.ts";
 
 /** Accounts reported one by one, the most severe first; the rest are one finding, as severe as the worst of them. */
@@ -87,6 +87,8 @@ export class GuessedAccounts {
   readonly #knownPast = new Map<string, number[]>();
   #knownPastCount = 0;
   #truncated = false;
+  /** The clients of the accounts held, when read before (readSlow); else read for the report. */
+  #clients: Map<string, AccountClients> | null = null;
 
   constructor(accounts: AccountFailures[], total: number, cut: boolean, options: GuessOptions) {
     this.#accounts = new Map(accounts.map((row) => [row.userId, { row, list: null, known: 0 }]));
@@ -121,6 +123,8 @@ export class GuessedAccounts {
     const kept = fresh.slice(0, MAX_GUESSED).filter((a) => (clients.get(a.userId)?.clients ?? 0) >= options.minClients);
     const slow = new GuessedAccounts(kept, kept.length, false, options);
     slow.#truncated = cut || fresh.length > MAX_GUESSED;
+    // Read already, over the same range: the report lists them without asking again.
+    slow.#clients = clients;
     return slow;
   }
 
@@ -225,7 +229,7 @@ export class GuessedAccounts {
       (got(b) > 0 ? 1 : 0) - (got(a) > 0 ? 1 : 0) || b.row.failed - a.row.failed || (a.row.userId < b.row.userId ? -1 : a.row.userId > b.row.userId ? 1 : 0));
     const listedIds = order.slice(0, MAX_LISTED).map((t) => t.row.userId);
     const { from, until } = this.#options;
-    const clients = await clientsByAccount(database, from, until, listedIds);
+    const clients = this.#clients ?? (await clientsByAccount(database, from, until, listedIds));
     const emails = await emailsOf(database, listedIds);
     const accounts: GuessedAccount[] = order.slice(0, MAX_LISTED).map((t) => ({
       userId: t.row.userId, email: emails.get(t.row.userId) ?? null, failed: t.row.failed, failedInWindow: t.row.failedInWindow,
