@@ -15,7 +15,7 @@ import type { RecordedBaseline } from "./records.ts";
 import { filesErrors } from "./errors.ts";
 import { FindingCollector, tapScan } from "./findings.ts";
 import type { ScanFS } from "./hash-file.ts";
-import { canonicalPath, canonicalRoots, createNodeScanFS, nodeScanFS, normaliseRoots, NOT_LISTED, scanTree, type ScanStats } from "./scan.ts";
+import { canonicalPath, canonicalRoots, createNodeScanFS, lookUpEntry, nodeScanFS, normaliseRoots, NOT_LISTED, scanTree, type ScanStats } from "./scan.ts";
 import { createLookUp } from "./look-up.ts";
 import { isWithin, type FileEntry } from "./entry.ts";
 
@@ -250,9 +250,18 @@ export async function compareBaseline(options: CompareBaselineOptions): Promise<
       exclude,
       oneFileSystem,
     });
-    // Baseline entries under a path excluded now are out of scope, not "removed".
-    const inScope = async function* (entries: AsyncIterable<FileEntry>): AsyncGenerator<FileEntry> {
-      for await (const e of entries) if (!excluded.some((x) => isWithin(e.path, x))) yield e;
+    // What the baseline recorded under an exclusion of this compare only (one it did not record) is still compared,
+    // looked up by name; only what is new there is left out. An --exclude re-pointed through a symlink, or added to a
+    // cron line, cannot take a signed entry out of the compare.
+    const recordedExclusions = normaliseRoots(header.exclude);
+    const addedExclusions = excluded.filter((x) => !recordedExclusions.some((r) => isWithin(x, r)));
+    const exclusionEntries = new Map<string, Promise<FileEntry>>();
+    const excludedNow = async (path: string): Promise<FileEntry | null> => {
+      const x = addedExclusions.find((a) => isWithin(path, a));
+      if (x === undefined) return null;
+      let entry = exclusionEntries.get(x);
+      if (entry === undefined) exclusionEntries.set(x, (entry = lookUpEntry(x, { fs, ...limitsOf(options) })));
+      return entry;
     };
     // What the baseline recorded under a directory that cannot be listed now is looked up by name (compare.ts), every
     // read and retry of all lookups taken from one byte budget of their own, as large as the scan's.
@@ -265,7 +274,7 @@ export async function compareBaseline(options: CompareBaselineOptions): Promise<
     });
     const release = fs.hold?.() ?? ((): void => {});
     try {
-      for await (const event of diffEntries(inScope(reader.entries()), tapScan(scan, collector), roots, lookups.lookUp)) collector.addDiff(event);
+      for await (const event of diffEntries(reader.entries(), tapScan(scan, collector), roots, lookups.lookUp, excludedNow)) collector.addDiff(event);
     } finally {
       lookups.close();
       release();

@@ -373,9 +373,18 @@ describe("compareBaseline on a real tree", () => {
     const r = await compareBaseline({ baseline: b2, signer });
     assert.deepEqual(r.header.exclude, [join(tree, "sub")]);
     assert.deepEqual(r.findings, []);
-    // Excluding more at compare time puts those baseline entries out of scope instead of "removed".
+    // Excluding more at compare time leaves out what is new there; what the baseline recorded there is still compared,
+    // looked up by name (was: out of scope, a changed entry unreported). The exclusion itself is not compared.
     const narrower = await compareBaseline({ baseline, signer, exclude: [join(tree, "sub")] });
-    assert.deepEqual(narrower.findings, []);
+    assert.deepEqual(narrower.findings.map((f) => [f.id, f.severity]), [["files.changed", "high"]], JSON.stringify(narrower.findings));
+    assert.deepEqual(byId(narrower.findings, "files.changed", "high"), ["/sub/inner"]);
+    assert.equal(narrower.totals.scanned, 8, "the seven entries scanned and the one looked up");
+    // Removed there: reported as removed; the exclusion gone: everything recorded under it is removed.
+    rmSync(join(tree, "sub/inner"));
+    assert.deepEqual(byId((await compareBaseline({ baseline, signer, exclude: [join(tree, "sub")] })).findings, "files.removed", "medium"), ["/sub/inner"]);
+    rmSync(join(tree, "sub"), { recursive: true });
+    writeFileSync(join(tree, "sub"), "now a file\n");
+    assert.deepEqual(byId((await compareBaseline({ baseline, signer, exclude: [join(tree, "sub")] })).findings, "files.removed", "medium"), ["/sub/inner"]);
   });
 
   it("records a mount point but does not enter it with oneFileSystem", async () => {

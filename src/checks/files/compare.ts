@@ -125,6 +125,9 @@ function pairEvent(b: FileEntry, c: FileEntry): DiffEvent | null {
  * is "added"; the reverse is "changed" to type unknown; unexaminable on both sides, it is not compared.
  * With `lookUp`, what the baseline recorded under a directory the scan could not list is examined by name
  * (scan.ts lookUpEntry) and compared, not reported as removed: a setuid program trojaned in place there is a change.
+ * With `excludedNow` as well, so is what it recorded under a directory this compare excludes and the baseline did not
+ * (the directory examined now, as lookUpEntry has it; the exclusion itself is not compared): a compare's exclusion
+ * leaves out what is new under it, never what the signed baseline covers.
  *
  * @example
  * for await (const d of diffEntries(reader.entries(), scanTree(roots), roots)) console.log(d.kind, d.path);
@@ -134,6 +137,7 @@ export async function* diffEntries(
   current: AsyncIterable<FileEntry>,
   roots: readonly string[],
   lookUp?: (path: string, under: FileEntry) => Promise<FileEntry>,
+  excludedNow?: (path: string) => Promise<FileEntry | null>,
 ): AsyncGenerator<DiffEvent> {
   const inScope = (e: FileEntry): boolean => roots.some((r) => isWithin(e.path, r));
   const bIt = baseline[Symbol.asyncIterator]();
@@ -163,18 +167,31 @@ export async function* diffEntries(
     if (e.type === "dir" && (found.status === "vanished" || (found.type !== "unknown" && found.type !== "dir"))) gone = e.path;
     return found;
   };
+  // A recorded entry the scan did not reach: looked up by name under an unlistable directory or an exclusion of this
+  // compare only; else removed.
+  const unmatched = async (e: FileEntry): Promise<DiffEvent | null> => {
+    const removed: DiffEvent = { kind: "removed", path: e.path, before: e, after: null, changes: [], content: true };
+    let found = await lookedUp(e);
+    if (found === null && lookUp !== undefined && excludedNow !== undefined) {
+      const exclusion = await excludedNow(e.path);
+      if (exclusion !== null) {
+        if (exclusion.path === e.path) return null;
+        // Gone or no longer a directory: what was recorded under it is gone too.
+        if (exclusion.type !== "dir" || exclusion.status === "vanished") return removed;
+        found = await lookUp(e.path, exclusion);
+      }
+    }
+    if (found === null || found.status === "vanished") return removed;
+    return pairEvent(e, found);
+  };
   // Both sides are closed however the merge ends (a baseline line that throws, a consumer that stops): a scan left
   // suspended would keep its directories open, and its descriptors stale, for the life of the process.
   try {
     while (b !== null || c !== null) {
       const order = b === null ? 1 : c === null ? -1 : comparePaths(b.path, c.path);
       if (order < 0 && b !== null) {
-        const found = await lookedUp(b);
-        if (found === null || found.status === "vanished") yield { kind: "removed", path: b.path, before: b, after: null, changes: [], content: true };
-        else {
-          const event = pairEvent(b, found);
-          if (event !== null) yield event;
-        }
+        const event = await unmatched(b);
+        if (event !== null) yield event;
         b = await nextB();
       } else if (order > 0 && c !== null) {
         yield { kind: "added", path: c.path, before: null, after: c, changes: [], content: true };

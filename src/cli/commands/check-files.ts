@@ -185,7 +185,7 @@ export default {
         .option("--baseline <out>", "scan PATHs and write a signed baseline to this file (refuses to overwrite one)")
         .option("--force", "with --baseline: replace an existing file")
         .option("--compare <baseline>", "compare PATHs (default: the baseline's) with this baseline")
-        .option("--exclude <path>", "leave this path and everything beneath it out (repeatable; compare defaults to the recorded ones)", collect)
+        .option("--exclude <path>", "leave this path and everything beneath it out (repeatable; compare defaults to the recorded ones, and still compares what the baseline recorded beneath it)", collect)
         .option("--one-file-system", "do not enter other mounted file systems (use it when scanning /: keeps /proc and /sys out)")
         .option("--concurrency <n>", "files hashed at once (1-64, default 4)")
         .option("--max-file-bytes <n>", "largest file hashed (K, M, G, T suffixes; default 4G); a larger one is reported high as not hashed")
