@@ -4,7 +4,7 @@
 // `logins.after-failures` (failures in a row before a sign-in) misses the guess that worked after the owner signed in.
 import type { Database } from "../../store/database.ts";
 import type { Finding, Severity } from "../finding.ts";
-import { clientsByAccount, failedByAccount, MAX_GUESSED, type AccountClients, type AccountFailures, type SlowRange } from "./queries.ts";
+import { clientsByAccount, failedByAccount, guessesByAccount, MAX_GUESSED, type AccountClients, type AccountFailures, type SlowRange } from "./queries.ts";
 import { emailsOf, REMEDY, SignInList, type SignIn } from "./sign-ins.ts";
 
 /** Accounts reported one by one, the most severe first; the rest are one finding, as severe as the worst of them. */
@@ -110,8 +110,10 @@ export class GuessedAccounts {
   /**
    * The same rule over a longer horizon (`from`: the `days` before the window), for a guessing too slow for any 48
    * hours: a few tries a day from fresh addresses, the owner's own sign-ins resetting the failures in a row, reach the
-   * bar in a week and never in two days. Only accounts not in `except` (the rule over the day before) that failed from
-   * at least `minClients` clients count: an owner mistyping from home every day is one client. Sign-ins are judged from
+   * bar in a week and never in two days. Only accounts not in `except` (the rule over the day before) that failed
+   * `guessMin` times from at least `minClients` clients, typos left out (guessesByAccount), count: an owner mistyping
+   * from home every day is one client, and one who corrects each typo at once from a phone on a new address each time
+   * makes no guess. Sign-ins are judged from
    * `signInsNotBefore` (this run's own), so no week of them is read again each day. The MAX_GUESSED accounts with the
    * most failures are kept; past them, nothing is judged on this horizon (the day's rule still is).
    */
@@ -119,8 +121,13 @@ export class GuessedAccounts {
     // As many more rows as `except` holds: the day's accounts, read again here, must not push the week's own past the cap.
     const { accounts, cut } = await failedByAccount(database, options, options.guessMin, { limit: MAX_GUESSED + except.#accounts.size });
     const fresh = accounts.filter((a) => !except.#accounts.has(a.userId));
-    const clients = await clientsByAccount(database, options.from, options.until, fresh.slice(0, MAX_GUESSED).map((a) => a.userId));
-    const kept = fresh.slice(0, MAX_GUESSED).filter((a) => (clients.get(a.userId)?.clients ?? 0) >= options.minClients);
+    // Typos (each corrected at once by the owner's own sign-in) are not guesses: neither their failures nor their
+    // addresses count toward the bars.
+    const clients = await guessesByAccount(database, options.from, options.until, fresh.slice(0, MAX_GUESSED).map((a) => a.userId));
+    const kept = fresh.slice(0, MAX_GUESSED).filter((a) => {
+      const guesses = clients.get(a.userId);
+      return guesses !== undefined && guesses.failed >= options.guessMin && guesses.clients >= options.minClients;
+    });
     const slow = new GuessedAccounts(kept, kept.length, false, options);
     slow.#truncated = cut || fresh.length > MAX_GUESSED;
     // Read already, over the same range: the report lists them without asking again.
@@ -259,7 +266,7 @@ export class GuessedAccounts {
         ? `${name}: ${account.failed} failed logins from ${from}, then ${count} sign-in(s) from a browser new to it${account.emailChangedAt === null ? "" : `, then the account changed its email address (${account.emailChangedAt})`}`
         : `${name}: ${account.failed} failed logins from ${from}`,
       detail:
-        `The account ${email ?? userId} (${account.userId}) took ${account.failed} failed logins (--guess-min ${guessMin}${days > 1 ? ` over the window and the ${days} days before it, from at least ${this.#options.minClients ?? 1} clients: a guessing too slow for any 48 hours` : ""}) from ${from} (${account.addresses}${account.clientsComplete ? "" : " or more"} address(es) as written; ` +
+        `The account ${email ?? userId} (${account.userId}) took ${account.failed} failed logins (--guess-min ${guessMin}${days > 1 ? ` over the window and the ${days} days before it, from at least ${this.#options.minClients ?? 1} clients, typos each corrected at once by the owner's sign-in left out: a guessing too slow for any 48 hours` : ""}) from ${from} (${account.addresses}${account.clientsComplete ? "" : " or more"} address(es) as written; ` +
         `an IPv6 /64 is one client, an IPv4 address one whatever its spelling, as flood control counts them) between ${account.firstFailure} and ${account.lastFailure}` +
         `${account.failedInWindow < account.failed ? `, ${account.failedInWindow} of them in the window and the rest in the ${days > 1 ? `${days} days` : "24 hours"} before it` : ""}: ` +
         "someone guessing its password at a pace and from enough addresses that no limit stops them (flood control stops an account only at 100 failures in a row, and each sign-in of its owner starts that count again). " +

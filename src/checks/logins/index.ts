@@ -11,7 +11,7 @@ import { DEFAULT_DATED_AHEAD_TOLERANCE_MS } from "../../store/clock-skew.ts";
 import type { Database } from "../../store/database.ts";
 import type { Finding } from "../finding.ts";
 import { GuessedAccounts, type GuessedAccount } from "./guessed.ts";
-import { failedByAddress, failedByBucket, failedBefore, MAX_GUESSED, signIns, type BucketCount, type SprayingClients } from "./queries.ts";
+import { failedByAddress, failedByBucket, failedBefore, MAX_GUESSED, signIns, TYPO_CORRECTED_MS, typosByBucket, type BucketCount, type SprayingClients } from "./queries.ts";
 import { REMEDY, SignInList } from "./sign-ins.ts";
 
 export type { SignIn } from "./sign-ins.ts";
@@ -48,6 +48,12 @@ const SLOW_LOOK_BACK_MS = 24 * HOUR;
  * readSlow): --guess-min of them from at least half as many clients.
  */
 const GUESS_HORIZON_DAYS = 7;
+/**
+ * The clients an account's guesses over that horizon must come from: more than the owner's home and phone. Typos each
+ * corrected at once by the owner's sign-in are left out (a phone on a new carrier address every time is many clients),
+ * so the bar need not be half --guess-min, which nine cheap addresses stayed under for good.
+ */
+const GUESS_HORIZON_CLIENTS = 3;
 /** The most LoginsCheckOptions.lateWriteMs may be: a sign-in written later than this after its stamp is named by the CLI, not judged. */
 export const MAX_LATE_WRITE_MS = SLOW_LOOK_BACK_MS;
 /**
@@ -99,6 +105,11 @@ export interface Wave {
   accountsTried: number;
   /** The share of its failures on identifiers that name no account: a stuffing list is mostly accounts that do not exist. */
   unknownShare: number;
+  /**
+   * Of `failed`, the typos: each followed within TYPO_CORRECTED_MS by its account's sign-in from a browser it knew, from
+   * the same address. Not counted toward the bars.
+   */
+  typos: number;
   succeeded: number;
   newDeviceSignIns: number;
 }
@@ -222,7 +233,16 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
 
   // A wave that ended before the window (after judgedFrom) is the run before's, judged again only for a sign-in during
   // it written late (below): kept when one was.
-  const waveSpans = findWaves(byBucket, Math.floor(countedFrom / BUCKET_MS), Math.ceil(until / BUCKET_MS), thresholds, usual)
+  // Typos are not a wave: a failure its account's own sign-in from a browser it knew, from the same address, followed
+  // within minutes is left out of the counts, and the waves found again (a newsletter day of readers mistyping once
+  // each is not a stuffing campaign). Read only over the waves found first, so a quiet day costs nothing more.
+  const firstBucket = Math.floor(countedFrom / BUCKET_MS);
+  const endBucket = Math.ceil(until / BUCKET_MS);
+  const firstSpans = findWaves(byBucket, firstBucket, endBucket, thresholds, usual);
+  const typos = firstSpans.length === 0 ? new Map<number, number>()
+    : await typosByBucket(database, firstSpans[0]!.first * BUCKET_MS, (firstSpans.at(-1)!.last + 1) * BUCKET_MS, BUCKET_MS);
+  const counted = typos.size === 0 ? byBucket : new Map([...byBucket].map(([b, c]) => [b, { ...c, n: c.n - (typos.get(b) ?? 0) }]));
+  const waveSpans = (typos.size === 0 ? firstSpans : findWaves(counted, firstBucket, endBucket, thresholds, usual))
     .filter((w) => (w.last + 1) * BUCKET_MS > judgedFrom);
   const waveEnded = waveSpans.map((w) => (w.last + 1) * BUCKET_MS <= since);
   const waveOf = (at: number): number => {
@@ -239,12 +259,12 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
   const earlier = new Set(spraying.clients.flatMap((s) => (s.recent ? [] : [s.ip])));
   // Accounts failing at least guessMin times, whatever the pace and the addresses: one account guessed by a botnet.
   const guessing = await GuessedAccounts.read(database, { ...slow, guessMin: options.guessMin, streak: options.streak });
-  // The same over the week before the window, from at least half as many clients as --guess-min: a few guesses a day
-  // at one account from fresh addresses (its owner's sign-ins resetting the failures in a row) reach the bar in a week
-  // and never in 48 hours. Judged on the sign-ins of this run.
+  // The same over the week before the window, from at least GUESS_HORIZON_CLIENTS clients, typos left out: a few
+  // guesses a day at one account from fresh addresses (its owner's sign-ins resetting the failures in a row) reach the
+  // bar in a week and never in 48 hours. Judged on the sign-ins of this run.
   const slowGuessing = await GuessedAccounts.readSlow(database, {
     from: since - GUESS_HORIZON_DAYS * 24 * HOUR, since, until, judgedFrom, guessMin: options.guessMin, streak: options.streak,
-    days: GUESS_HORIZON_DAYS, minClients: Math.max(2, Math.ceil(options.guessMin / 2)), signInsNotBefore: judgedFrom,
+    days: GUESS_HORIZON_DAYS, minClients: GUESS_HORIZON_CLIENTS, signInsNotBefore: judgedFrom,
   }, guessing);
 
   const lists = {
@@ -293,14 +313,16 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
     let n = 0;
     let accounts = 0;
     let unknown = 0;
+    let typed = 0;
     for (let b = span.first; b <= span.last; b++) {
       const c = byBucket.get(b);
       n += c?.n ?? 0;
+      typed += typos.get(b) ?? 0;
       accounts += c?.accounts ?? 0;
       unknown += c?.unknown ?? 0;
     }
     return {
-      from: iso(span.first * BUCKET_MS), to: iso((span.last + 1) * BUCKET_MS), failed: n, accountsTried: accounts,
+      from: iso(span.first * BUCKET_MS), to: iso((span.last + 1) * BUCKET_MS), failed: n, typos: typed, accountsTried: accounts,
       unknownShare: n === 0 ? 0 : Math.round((unknown / n) * 100) / 100, succeeded, newDeviceSignIns: list.count,
     };
   });
@@ -390,7 +412,7 @@ function waveFindings(waves: Wave[], lists: SignInList[], ctx: { thresholds: Rea
       title,
       detail:
         `Failed logins reached at least ${threshold} in 60 minutes${longer === "" ? "" : `, or ${longer}`} (${ctx.options.waveFactor}× the usual ${ctx.usual} an hour, read from ${ctx.usualFrom === "window" ? "the window itself, the store being younger" : `the ${ctx.options.baselineDays} days before the window, or the ${ctx.options.baselineDays} before those if lower`}; ` +
-        `and at least ${ctx.options.waveMin}): ${failed} failure(s), ${got} sign-in(s) from a browser new to its account meanwhile${list.length > 0 ? `: ${SignInList.describe(list.slice(0, 10))}${got > 10 ? ", …" : ""}` : ""}.`,
+        `and at least ${ctx.options.waveMin}; typos, each followed within ${TYPO_CORRECTED_MS / MINUTE} minutes by its account's sign-in from a browser it knew at the same address, not counted): ${failed} failure(s), ${got} sign-in(s) from a browser new to its account meanwhile${list.length > 0 ? `: ${SignInList.describe(list.slice(0, 10))}${got > 10 ? ", …" : ""}` : ""}.`,
       evidence: { waves: indexes.map((i) => waves[i]), threshold, thresholds: ctx.thresholds, usualFailedPerHour: ctx.usual, newDeviceSignInsListed: list, ...SignInList.others(indexes.map((i) => lists[i]!), list) },
       remediation: got > 0 ? REMEDY : "Nothing got through from a new browser. Watch whether it goes on; flood control already refuses each address past its hourly failures, " +
         "so a wave this size comes from many addresses: block them upstream if it persists (they are in the auth.login.failed events of those hours).",

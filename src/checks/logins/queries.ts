@@ -131,6 +131,48 @@ function newDeviceOf(database: Database): RawBuilder<unknown> {
     : sql`coalesce(CASE WHEN json_valid(data) THEN json_extract(data, '$.newDevice') END, 0) = 1`;
 }
 
+/** The address in the data of the row `alias` (ipOf, for a query naming two rows of audit_events). */
+function ipOfRow(database: Database, alias: string): RawBuilder<unknown> {
+  const data = sql.ref(`${alias}.data`);
+  return database.dialect === "postgres"
+    ? sql`substring(${data} from '"ip":"([^"\\\\]*)"')`
+    : sql`CASE WHEN json_valid(${data}) THEN json_extract(${data}, '$.ip') END`;
+}
+
+/**
+ * Whether the data of the row `alias` says the browser was one its account knew (`"newDevice":false`), as SQL, read as
+ * newDeviceOf reads the opposite; false for a row that says neither (an event from before the field, or not Bulwark's
+ * JSON).
+ */
+function knownDeviceOf(database: Database, alias: string): RawBuilder<unknown> {
+  const data = sql.ref(`${alias}.data`);
+  return database.dialect === "postgres"
+    ? sql`position('"newDevice":false' in ${data}) > 0`
+    : sql`coalesce(CASE WHEN json_valid(${data}) THEN json_extract(${data}, '$.newDevice') END, 1) = 0`;
+}
+
+/** How soon after a failed login its account's own sign-in from the same address makes it a typo (typosByBucket). */
+export const TYPO_CORRECTED_MS = 10 * 60_000;
+
+/**
+ * Failed logins over [from, until) per `bucketMs` that were typos: followed within TYPO_CORRECTED_MS by a sign-in to
+ * the same account, from the same address as written, from a browser that account already knew. Only the account's
+ * owner (or whoever holds both its password and its browser) makes such a sign-in, so a stuffer cannot make its
+ * failures on other accounts look like typos; at most it can so discount failures on accounts it already holds. The
+ * failures looked at are those of accounts that signed in so, one set read first: a wave of a million failures on
+ * accounts nobody signed in to costs one pass, not a million lookups.
+ */
+export async function typosByBucket(database: Database, from: number, until: number, bucketMs: number): Promise<Map<number, number>> {
+  const { rows } = await sql<{ bucket: number | string; n: number | string }>`
+    SELECT f.at / ${sql.lit(bucketMs)} AS bucket, count(*) AS n FROM audit_events f
+    WHERE f.type = 'auth.login.failed' AND f.at >= ${from} AND f.at < ${until}
+      AND f.subject IN (SELECT k.subject FROM audit_events k WHERE k.type = 'auth.login.succeeded' AND k.at >= ${from} AND k.at < ${until + TYPO_CORRECTED_MS} AND ${knownDeviceOf(database, "k")})
+      AND EXISTS (SELECT 1 FROM audit_events s WHERE s.type = 'auth.login.succeeded' AND s.at >= f.at AND s.at <= f.at + ${TYPO_CORRECTED_MS}
+        AND s.subject = f.subject AND ${knownDeviceOf(database, "s")} AND ${ipOfRow(database, "s")} = ${ipOfRow(database, "f")})
+    GROUP BY f.at / ${sql.lit(bucketMs)}`.execute(database.db);
+  return new Map(rows.map((r) => [Number(r.bucket), Number(r.n)]));
+}
+
 /**
  * `values` as a subquery of one column for `x IN (…)`, passed as one JSON parameter: both dialects cap a statement's
  * parameters. On PostgreSQL the DISTINCT is what makes it a hash join: without it the planner, guessing 100 elements,
@@ -358,6 +400,41 @@ export interface AccountClients {
   addresses: number;
   /** False past ADDRESSES_PER_ACCOUNT addresses: both counts are then lower bounds. */
   complete: boolean;
+}
+
+/**
+ * clientsByAccount for the failures that were not typos (typosByBucket: each followed within TYPO_CORRECTED_MS by its
+ * account's sign-in from a browser it knew, at the same address), with how many such failures each account took:
+ * an owner mistyping from a phone whose carrier gives it a new address every time is many addresses and no guesser.
+ */
+export async function guessesByAccount(database: Database, from: number, until: number, userIds: readonly string[]): Promise<Map<string, AccountClients & { failed: number }>> {
+  const result = new Map<string, AccountClients & { failed: number }>();
+  if (userIds.length === 0) return result;
+  const typo = sql`f.subject IN (SELECT k.subject FROM audit_events k WHERE k.type = 'auth.login.succeeded' AND k.at >= ${from} AND k.at < ${until + TYPO_CORRECTED_MS} AND ${knownDeviceOf(database, "k")})
+    AND EXISTS (SELECT 1 FROM audit_events s WHERE s.type = 'auth.login.succeeded' AND s.at >= f.at AND s.at <= f.at + ${TYPO_CORRECTED_MS}
+      AND s.subject = f.subject AND ${knownDeviceOf(database, "s")} AND ${ipOfRow(database, "s")} = ${ipOfRow(database, "f")})`;
+  const { rows } = await sql<{ subject: string; ip: unknown; n: number | string }>`
+    SELECT subject, ip, n FROM (
+      SELECT subject, ip, n, row_number() OVER (PARTITION BY subject ORDER BY ip) AS k FROM (
+        SELECT f.subject AS subject, ${ipOfRow(database, "f")} AS ip, sum(CASE WHEN ${typo} THEN 0 ELSE 1 END) AS n FROM audit_events f
+        WHERE f.type = 'auth.login.failed' AND f.at >= ${from} AND f.at < ${until} AND f.subject IN (${listOf(database, userIds)})
+        GROUP BY 1, 2) AS pairs WHERE n > 0) AS ranked
+    WHERE k <= ${sql.lit(ADDRESSES_PER_ACCOUNT + 1)}`.execute(database.db);
+  const seen = new Map<string, { rows: number; addresses: number; failed: number; clients: Set<string> }>();
+  for (const r of rows) {
+    const s = seen.get(r.subject) ?? { rows: 0, addresses: 0, failed: 0, clients: new Set<string>() };
+    seen.set(r.subject, s);
+    if (++s.rows > ADDRESSES_PER_ACCOUNT) continue;
+    s.failed += Number(r.n);
+    if (typeof r.ip !== "string" || r.ip === "") continue;
+    s.addresses++;
+    s.clients.add(ipBucket(r.ip));
+  }
+  for (const id of userIds) {
+    const s = seen.get(id);
+    result.set(id, { failed: s?.failed ?? 0, clients: s?.clients.size ?? 0, addresses: s?.addresses ?? 0, complete: (s?.rows ?? 0) <= ADDRESSES_PER_ACCOUNT });
+  }
+  return result;
 }
 
 /**
