@@ -223,10 +223,22 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
   const before = options.baselineDays > 0 ? await failedBefore(database, since - period, since) : null;
   // The lower of that period's median and the one before it (when the store is that old): a campaign paced under the
   // bars for a week raised that week's median (95 an hour against a real 2), which would have let the next week run at
-  // five times that unseen. Such a week is reported as it happens (the 6- and 24-hour spans) while the older median is
-  // still the real one; a campaign patient enough to fill both periods moves it (test/logins-thirtyeight-b-red-team.test.ts).
+  // five times that unseen. And each period's hours above --wave-factor times the usual of the period before it (the
+  // oldest of three taken as it is) are a wave's, not the usual: left out of its median. A campaign reported as a wave
+  // every day (18 an hour against a usual 2) so becomes the usual only once it fills the oldest period too, three weeks
+  // of daily reports; one paced under five times the usual can still raise it, by less than five times a week
+  // (test/logins-thirtyeight-b-red-team.test.ts).
   const previous = before !== null && before.hours.length > 0 ? await failedBefore(database, since - 2 * period, since - period) : null;
-  const usual = before !== null && before.hours.length > 0 ? Math.min(median(before.hours), previous !== null && previous.hours.length > 0 ? median(previous.hours) : Infinity) : windowMedian;
+  const oldest = previous !== null && previous.hours.length > 0 ? await failedBefore(database, since - 3 * period, since - 2 * period) : null;
+  const usualAfter = (hours: number[], older: number | null): number => {
+    if (older === null) return median(hours);
+    const bar = options.waveFactor * Math.max(older, 1);
+    const usualHours = hours.filter((n) => n <= bar);
+    return usualHours.length === 0 ? older : median(usualHours);
+  };
+  const oldestUsual = oldest !== null && oldest.hours.length > 0 ? median(oldest.hours) : null;
+  const previousUsual = previous !== null && previous.hours.length > 0 ? usualAfter(previous.hours, oldestUsual) : null;
+  const usual = before !== null && before.hours.length > 0 ? Math.min(usualAfter(before.hours, previousUsual), previousUsual ?? Infinity) : windowMedian;
   const usualFrom = before !== null && before.hours.length > 0 ? "before-window" : "window";
   const thresholds = WAVE_SPAN_HOURS.map((hours) => ({ hours, at: Math.max(options.waveMin, options.waveFactor * Math.max(usual, 1) * hours) }));
   const threshold = (thresholds[0] as { at: number }).at;
@@ -411,7 +423,7 @@ function waveFindings(waves: Wave[], lists: SignInList[], ctx: { thresholds: Rea
       severity: got > 0 ? "high" : "medium",
       title,
       detail:
-        `Failed logins reached at least ${threshold} in 60 minutes${longer === "" ? "" : `, or ${longer}`} (${ctx.options.waveFactor}× the usual ${ctx.usual} an hour, read from ${ctx.usualFrom === "window" ? "the window itself, the store being younger" : `the ${ctx.options.baselineDays} days before the window, or the ${ctx.options.baselineDays} before those if lower`}; ` +
+        `Failed logins reached at least ${threshold} in 60 minutes${longer === "" ? "" : `, or ${longer}`} (${ctx.options.waveFactor}× the usual ${ctx.usual} an hour, read from ${ctx.usualFrom === "window" ? "the window itself, the store being younger" : `the ${ctx.options.baselineDays} days before the window, or the ${ctx.options.baselineDays} before those if lower, their hours of waves left out`}; ` +
         `and at least ${ctx.options.waveMin}; typos, each followed within ${TYPO_CORRECTED_MS / MINUTE} minutes by its account's sign-in from a browser it knew at the same address, not counted): ${failed} failure(s), ${got} sign-in(s) from a browser new to its account meanwhile${list.length > 0 ? `: ${SignInList.describe(list.slice(0, 10))}${got > 10 ? ", …" : ""}` : ""}.`,
       evidence: { waves: indexes.map((i) => waves[i]), threshold, thresholds: ctx.thresholds, usualFailedPerHour: ctx.usual, newDeviceSignInsListed: list, ...SignInList.others(indexes.map((i) => lists[i]!), list) },
       remediation: got > 0 ? REMEDY : "Nothing got through from a new browser. Watch whether it goes on; flood control already refuses each address past its hourly failures, " +
