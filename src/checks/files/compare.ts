@@ -126,8 +126,8 @@ function pairEvent(b: FileEntry, c: FileEntry): DiffEvent | null {
  * With `lookUp`, what the baseline recorded under a directory the scan could not list is examined by name
  * (scan.ts lookUpEntry) and compared, not reported as removed: a setuid program trojaned in place there is a change.
  * With `excludedNow` as well, so is what it recorded under a directory this compare excludes and the baseline did not
- * (the directory examined now, as lookUpEntry has it; the exclusion itself is not compared): a compare's exclusion
- * leaves out what is new under it, never what the signed baseline covers.
+ * (the directory examined now, as lookUpEntry has it; of the exclusion itself, its type, owner, mode and mount): a
+ * compare's exclusion leaves out what is new under it, never what the signed baseline covers.
  *
  * @example
  * for await (const d of diffEntries(reader.entries(), scanTree(roots), roots)) console.log(d.kind, d.path);
@@ -175,7 +175,12 @@ export async function* diffEntries(
     if (found === null && lookUp !== undefined && excludedNow !== undefined) {
       const exclusion = await excludedNow(e.path);
       if (exclusion !== null) {
-        if (exclusion.path === e.path) return null;
+        // The excluded directory itself: its type, owner and mode are compared, not what its entries move (its times,
+        // inode and size: the compare was told to leave out what comes and goes in it).
+        if (exclusion.path === e.path) {
+          if (exclusion.status === "vanished") return removed;
+          return pairEvent(e, { ...exclusion, status: e.status, error: e.error, size: e.size, mtime: e.mtime, ctime: e.ctime, ino: e.ino });
+        }
         // Gone or no longer a directory: what was recorded under it is gone too.
         if (exclusion.type !== "dir" || exclusion.status === "vanished") return removed;
         found = await lookUp(e.path, exclusion);
