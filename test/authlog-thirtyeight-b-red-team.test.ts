@@ -14,27 +14,32 @@
 //    each two of its failures"): four forged failures of the attacker's own address and user after every four real
 //    ones, stamped hours after the burst (zone-less, before the reference, or with a full date in 2099, which the year
 //    resolver places as written), hide the brute force and the login after it. One forged line per real failure.
-// 2. the spraying rule has no read-order half: 20 forged failures of the attacker's address on made-up names, stamped
-//    a couple of hours apart after its spray, read before it, fill the name list, and every real name is then "older
-//    than every name held" and not kept (pushName). A spray of any size, and the password login after it, go
-//    unreported for 20 lines in all. A regression of daa444a: before, a new name always took the oldest's place and
-//    the window was judged from it, so every real name still marked the spray (by accident, but it was found).
-// 3. honest use: 13 months of monthly rotated files (auth.log … auth.log.12, kept a year for compliance), read on 7
-//    December without --year: auth.log.12's first stamp ("Dec  1", last year) takes this year, as does every line up to
-//    a day after the reference, so last year's brute force on deploy lands on this year's 6 December and deploy's own
-//    password login that day is a critical "compromise".
-// 4. one IPv4 client reaching the host both natively and through a NAT64/SIIT translator is two counters (its IPv4
-//    address and 64:ff9b::a.b.c.d), though docs/checks.md calls such an address one IPv4 client: six failures in a
-//    minute, three each way, and no offender.
-// 5. case folding stops at ASCII: sshd logs "jürgen" as "j\303\274rgen" and "JÜRGEN" as "J\303\234RGEN"; on a
-//    case-insensitive directory (SSSD, winbind) both are one account, but the folded keys differ: each non-ASCII letter
-//    doubles the guesses a botnet gets under every per-user rule.
-// 6. memory: every record allocates 2 × --max-retry numbers (and a user 2 × --guess-min more) at its first failure; at
-//    --max-retry 1000 --guess-min 1000 a one-off address costs 16 KB, twice for an IPv6 address (its /64), and the
-//    documented 500,000-address bound is some 16 GB of typed arrays, filled by one IPv6 client rotating addresses.
 //
-// Fixed since: 2 (slow-rules.ts pushName keeps a read-order list of names beside the by-stamp one). The others stay
-// open, as todo.
+// Found and fixed since:
+// 2. the spraying rule had no read-order half: 20 forged failures of the attacker's address on made-up names, stamped
+//    a couple of hours apart after its spray, read before it, filled the name list, and every real name was then "older
+//    than every name held" and not kept (pushName). A spray of any size, and the password login after it, went
+//    unreported for 20 lines in all. A regression of daa444a. Fixed: slow-rules.ts pushName keeps a read-order list of
+//    names beside the by-stamp one.
+// 3. honest use: 13 months of monthly rotated files (auth.log … auth.log.12, kept a year for compliance), read on 7
+//    December without --year: auth.log.12's first stamp ("Dec  1", last year) took this year, as did every line up to
+//    a day after the reference, so last year's brute force on deploy landed on this year's 6 December and deploy's own
+//    password login that day was a critical "compromise". Fixed: each file's zone-less stamps are placed against the
+//    earlier of the reference and the file's mtime (year-resolver.ts fileReferenceMs; reader.ts analyzeFile passes it),
+//    since no line of a file was written after the file was. Without an mtime (stdin, a copy that lost it) as before.
+// 4. one IPv4 client reaching the host both natively and through a NAT64/SIIT translator was two counters (its IPv4
+//    address and 64:ff9b::a.b.c.d), though docs/checks.md calls such an address one IPv4 client: six failures in a
+//    minute, three each way, and no offender. Fixed: a 64:ff9b::/96 address is counted under the IPv4 address it
+//    embeds (address.ts clientKeyOf), shown in its translated form, and nft.ts blocks both forms (64:ff9b:1::/48 as
+//    before: alone).
+// 5. case folding stopped at ASCII: sshd logs "jürgen" as "j\303\274rgen" and "JÜRGEN" as "J\303\234RGEN"; on a
+//    case-insensitive directory (SSSD, winbind) both are one account, but the folded keys differed: each non-ASCII
+//    letter doubled the guesses a botnet got under every per-user rule. Fixed: analyzer.ts userKey decodes runs of
+//    sshd's octal escapes that spell UTF-8, then folds to lower case and NFC.
+// 6. memory: every record allocated 2 × --max-retry numbers (and a user 2 × --guess-min more) at its first failure; at
+//    --max-retry 1000 --guess-min 1000 a one-off address cost 16 KB, twice for an IPv6 address (its /64), and the
+//    documented 500,000-address bound was some 16 GB of typed arrays, filled by one IPv6 client rotating addresses.
+//    Fixed: the rings start at 8 numbers and double as failures come (time-window.ts newRing, ringFor).
 //
 // Held: zone-less forged failures stamped after the reference (read a year back, so the by-stamp half keeps the
 // burst); a log spanning New Year read on 2 January, with forged lines of web's name; an archive read with --year
@@ -66,10 +71,11 @@ const rfc3339 = (ms: number): string => new Date(ms).toISOString().replace(".000
 const findingIds = (r: AuthLogResult): string[] => authLogFindings(r).map((f) => `${f.id}/${f.severity}`);
 const one = (lines: readonly string[], options: Partial<AuthLogOptions> = {}): AuthLogResult =>
   analyzeLines(lines, { referenceMs: REF, utcOffsetMinutes: 0, ...options });
-function run(ref: number, files: ReadonlyArray<readonly [string, readonly string[]]>, options: Partial<AuthLogOptions> = {}): AuthLogResult {
+/** Files read in order; a file's third member is its mtime, as analyzeFile passes it (none: as from stdin). */
+function run(ref: number, files: ReadonlyArray<readonly [string, readonly string[], number?]>, options: Partial<AuthLogOptions> = {}): AuthLogResult {
   const a = new AuthLogAnalyzer({ referenceMs: ref, utcOffsetMinutes: 0, ...options });
-  for (const [name, lines] of files) {
-    a.beginFile(name);
+  for (const [name, lines, modifiedMs] of files) {
+    a.beginFile(name, modifiedMs);
     lines.forEach((l, i) => a.line(l, i + 1));
   }
   return a.finish();
@@ -149,9 +155,10 @@ describe("years of zone-less stamps", () => {
   // ASVS 16.2.2 (honest use). Compliance keeps a year of logs: logrotate monthly, rotate 12. Read on 7 December 2026
   // with `auth.log*`, auth.log holds 1–7 December 2026 and auth.log.12 December 2025. Last year on 6 December a botnet
   // brute-forced deploy (it does on most days); this year on 6 December deploy logged in by password from the office.
+  // Each file comes with its mtime, as `check authlog auth.log*` reads it (reader.ts analyzeFile): auth.log written an
+  // hour ago, auth.log.12 last written when it was rotated out, on 1 January 2026 (reader.test.ts reads such files).
   test(
-    "attack: 13 months of monthly rotated files read without --year: last December's brute force on deploy does not make this December's own login of deploy a compromise",
-    { todo: "finding: authlog.success-after-failures critical for the honest login: year-resolver.ts #firstYear places auth.log.12's first stamp (Dec 1, last year) in this year since it is not more than a day in the future, and the track keeps every line up to a day after the reference there; the brute force a year back lands 5 hours before the login (rejudged across files by stamp)" },
+    "attack: 13 months of monthly rotated files read without --year: last December's brute force on deploy does not make this December's own login of deploy a compromise (was: critical for the honest login: auth.log.12's first stamp, Dec 1, was placed in this year, not more than a day after the reference, and the brute force with it, 5 hours before the login)",
     () => {
       const current = [
         "Dec  1 00:00:05 web CRON[1]: pam_unix(cron:session): session opened for user root(uid=0) by (uid=0)",
@@ -160,7 +167,7 @@ describe("years of zone-less stamps", () => {
       const lastYear = ["Dec  1 00:00:03 web CRON[1]: pam_unix(cron:session): session opened for user root(uid=0) by (uid=0)"];
       for (let i = 0; i < 6; i++) lastYear.push(`Dec  6 03:00:0${i} web sshd[900]: Failed password for deploy from 198.51.100.${i + 1} port ${40000 + i} ssh2`);
       lastYear.push("Dec 31 23:59:00 web CRON[9]: pam_unix(cron:session): session opened for user root(uid=0) by (uid=0)");
-      const r = run(REF, [["auth.log", current], ["auth.log.12", lastYear]]);
+      const r = run(REF, [["auth.log", current, REF - 3_600_000], ["auth.log.12", lastYear, Date.UTC(2026, 0, 1, 0, 0, 2)]]);
       const brute = r.attackedUsers.find((u) => u.user === "deploy");
       assert.equal(brute && new Date(brute.attackFirstMs).getUTCFullYear(), 2025, "last year's brute force is placed last year");
       assert.ok(!compromised(r), findingIds(r).join(", "));
@@ -204,8 +211,7 @@ describe("client addresses", () => {
   // ASVS 16.3.1. A dual-stack server also published behind a SIIT/NAT64 translator (64:ff9b::/96): one IPv4 attacker
   // alternates between the server's IPv4 address and the translated path, three tries each within a minute.
   test(
-    "attack: one IPv4 client trying natively and through the 64:ff9b::/96 translator is one client: six failures in a minute make it an offender",
-    { todo: "finding: two counters of three (203.0.113.66 and 64:ff9b::cb00:7142), no offender: address.ts counts a NAT64 address by its IPv6 form and never relates it to the IPv4 address it embeds, while docs/checks.md calls it one IPv4 client (ip-bucket.ts counts it by that address)" },
+    "attack: one IPv4 client trying natively and through the 64:ff9b::/96 translator is one client: six failures in a minute make it an offender (was: two counters of three, 203.0.113.66 and 64:ff9b::cb00:7142, and no offender: a NAT64 address was counted by its IPv6 form alone)",
     () => {
       const lines: string[] = [];
       for (let i = 0; i < 3; i++) lines.push(`2026-12-06T10:00:0${i}Z web sshd[${800 + i}]: Failed password for invalid user oracle from ${ATTACKER} port ${5000 + i} ssh2`);
@@ -213,6 +219,16 @@ describe("client addresses", () => {
       const r = one(lines);
       assert.equal(r.stats.failures, 6);
       assert.equal(r.offenders.length, 1, `offenders: ${r.offenders.map((o) => `${o.address} (${o.failures})`).join(", ") || "none"}`);
+      // Shown in the translated form (a failure came that way); nft blocks both ways in.
+      assert.equal(r.offenders[0]?.address, "64:ff9b::cb00:7142");
+      const nft = renderNft(r.offenders.map((o) => o.address));
+      assert.match(nft, /^ {6}203\.0\.113\.66$/m);
+      assert.match(nft, /^ {6}64:ff9b::cb00:7142$/m);
+      // A login from either form after it is an offender's.
+      for (const from of [ATTACKER, "64:ff9b::cb00:7142"]) {
+        const login = one([...lines, `2026-12-06T10:02:00Z web sshd[900]: Accepted password for oracle from ${from} port 5200 ssh2`]);
+        assert.ok(compromised(login), `login from ${from}: ${findingIds(login).join(", ")}`);
+      }
     },
   );
 
@@ -251,8 +267,7 @@ describe("user names", () => {
   // "j\303\274rgen", "JÜRGEN" as "J\303\234RGEN". On SSSD's AD provider (case_sensitive = false) both are the account
   // jürgen. A botnet guesses four times in each spelling within four minutes, then logs in.
   test(
-    "attack: a directory account with a non-ASCII letter, spelled in both cases, does not double the guesses every per-user rule allows",
-    { todo: "finding: no finding: analyzer.ts userKey folds with toLowerCase, which leaves sshd's octal escapes alone (\\303\\274 ü and \\303\\234 Ü), so the two spellings are two users of four failures each" },
+    "attack: a directory account with a non-ASCII letter, spelled in both cases, does not double the guesses every per-user rule allows (was: no finding: userKey folded with toLowerCase, which left sshd's octal escapes alone, \\303\\274 ü and \\303\\234 Ü, so the two spellings were two users of four failures each)",
     () => {
       const lines: string[] = [];
       let n = 0;
@@ -332,8 +347,7 @@ describe("memory per key", () => {
   // sender writes any number of addresses and (valid-looking) users. Here 1,000 one-off failures, each from an address
   // in its own /64 on its own user, at --max-retry 1000 --guess-min 1000.
   test(
-    "attack: a one-off failure does not cost memory in proportion to --max-retry and --guess-min",
-    { todo: "finding: about 64 KB of typed arrays per one-off failure (address 16 KB, its /64 16 KB, its user 32 KB): analyzer.ts #newRecord and #userFailure allocate Float64Array(2 × maxRetry) and Float64Array(2 × guessMin) at a key's first failure (doubled by the by-stamp half), so the documented 500,000 addresses are some 16 GB (sources and /64s) at these settings; allocate on the second failure, or grow the ring" },
+    "attack: a one-off failure does not cost memory in proportion to --max-retry and --guess-min (was: about 64 KB of typed arrays per one-off failure, address 16 KB, its /64 16 KB, its user 32 KB: each ring was made at 2 × --max-retry or 2 × --guess-min numbers at a key's first failure)",
     () => {
       const a = new AuthLogAnalyzer({ referenceMs: REF, utcOffsetMinutes: 0, maxRetry: 1000, guessMin: 1000 });
       a.beginFile("auth.log");

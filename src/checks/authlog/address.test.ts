@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { isIPv6 } from "node:net";
 import { test } from "node:test";
 import fc from "fast-check";
-import { addressFamily, canonicalIPv6, ipv6GroupOf, isIPv6Text, isTranslatedIPv4, scanAddress } from "./address.ts";
+import { addressFamily, canonicalIPv6, clientKeyOf, ipv6GroupOf, isIPv6Text, isTranslatedIPv4, scanAddress } from "./address.ts";
 
 test("scans IPv4, IPv6, IPv4-mapped IPv6 and host names, stopping at punctuation", () => {
   assert.deepEqual(scanAddress("x 203.0.113.9 port", 2), { address: "203.0.113.9", end: 13 });
@@ -63,4 +63,18 @@ test("ipv6GroupOf: the /64 of an ordinary address; none for link-local or NAT64 
   for (const a of ["fe80::1%eth0", "fe80::1", "febf:ffff::1%eth1", "64:ff9b::cb00:7142", "64:ff9b:1::cb00:7142", "64:ff9b:1:ab00:7142::"]) assert.equal(ipv6GroupOf(a), null, a);
   assert.equal(ipv6GroupOf("64:ff9b:0:1::cb00:7142"), "64:ff9b:0:1::/64", "64:ff9b::/32 outside the /96 and the local-use /48");
   assert.equal(isTranslatedIPv4(canonicalIPv6("64:ff9b::203.0.113.66")), true);
+});
+
+// Red team 38b, finding 4: one IPv4 client, natively and through the translator, was two counts.
+test("clientKeyOf: a 64:ff9b::/96 address is the IPv4 client it embeds; any other address (the local-use /48 too) is itself", () => {
+  assert.equal(clientKeyOf(canonicalIPv6("64:ff9b::203.0.113.66")), "203.0.113.66");
+  assert.equal(clientKeyOf("64:ff9b::c000:221"), "192.0.2.33");
+  assert.equal(clientKeyOf("64:ff9b::1"), "0.0.0.1");
+  for (const a of ["203.0.113.66", "2001:db8::1", "64:ff9b:1::cb00:7142", "64:ff9b:1:cb00:71:4200::", "64:ff9b::1:0:0:1", "64:ff9b::/64", "scanner.example.net", "fe80::1%eth0"]) {
+    assert.equal(clientKeyOf(a), a, a);
+  }
+  fc.assert(
+    fc.property(fc.ipV4(), (v4) => clientKeyOf(canonicalIPv6(`64:ff9b::${v4}`)) === v4),
+    { numRuns: 1000 },
+  );
 });

@@ -158,6 +158,36 @@ export function isTranslatedIPv4(address: string): boolean {
   return g[2] === 1 || (g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0);
 }
 
+// The IPv4 clients of 64:ff9b::/96 addresses seen lately (clientKeyOf). Bounded; cleared when full, as above.
+const EMBEDDED = new Map<string, string>();
+
+/**
+ * The key a client address is counted under: for an address of NAT64's well-known prefix, 64:ff9b::/96 (RFC 6052,
+ * where the IPv4 address is always the last 32 bits), the IPv4 address it embeds, so one IPv4 client reaching this host
+ * natively and through a translator is one count (three tries each way were two counts of three, no offender); any
+ * other address (and a host name) is its own key. RFC 8215's local-use 64:ff9b:1::/48 is left as it is: its translators
+ * choose the prefix length, and with it where the IPv4 address lies, so the embedded address cannot be read for sure.
+ * `address` is canonical (scanAddress). For any other address (or a network) the same string comes back, at the cost
+ * of a character compare.
+ *
+ * @example
+ * clientKeyOf("64:ff9b::cb00:7142"); // "203.0.113.66"
+ * clientKeyOf("203.0.113.66"); // "203.0.113.66"
+ */
+export function clientKeyOf(address: string): string {
+  // A network ("64:ff9b::/64", as nft.ts is given /64s) is no client.
+  if (address.charCodeAt(0) !== 54 /* 6 */ || !address.startsWith("64:ff9b::") || address.includes("/")) return address;
+  let key = EMBEDDED.get(address);
+  if (key === undefined) {
+    const g = ipv6Groups(address);
+    const [g6, g7] = [g[6] ?? 0, g[7] ?? 0];
+    key = g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0 ? `${g6 >> 8}.${g6 & 255}.${g7 >> 8}.${g7 & 255}` : address;
+    if (EMBEDDED.size >= 4096) EMBEDDED.clear();
+    EMBEDDED.set(` ${address}`.slice(1), key === address ? ` ${address}`.slice(1) : key);
+  }
+  return key;
+}
+
 /**
  * The IPv6 /64 a client address is counted in beside itself (`ipv6Prefix64`), or null when that /64 is no one host's:
  * - link-local (fe80::/10, logged with its zone, "fe80::1%eth0"): fe80::/64 is every link-local host on every link of
@@ -165,8 +195,9 @@ export function isTranslatedIPv4(address: string): boolean {
  *   own link-local address on eth1 an offender's. Counted by address and zone only.
  * - NAT64 (`isTranslatedIPv4`): 64:ff9b::/64 holds every IPv4 client of the translator, so one IPv4 attacker made every
  *   IPv4 client's login an offender's and put the whole IPv4 Internet into the nft set. Each such address is one IPv4
- *   client (the translator maps one to one), counted by itself as the login flood control counts it by its IPv4
- *   address (src/accounts/flood/ip-bucket.ts); the IPv6 form is kept, as it is what the packets carry on this host.
+ *   client (the translator maps one to one), counted alone as the login flood control counts it by its IPv4 address
+ *   (src/accounts/flood/ip-bucket.ts): a 64:ff9b::/96 address under that IPv4 address (clientKeyOf), a 64:ff9b:1::/48
+ *   one by itself.
  *
  * @example
  * ipv6GroupOf("2001:db8:1:2::7"); // "2001:db8:1:2::/64"

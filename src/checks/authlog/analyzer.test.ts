@@ -306,6 +306,24 @@ test("per-user rules count a name's spellings as one user; the evidence shows th
   assert.deepEqual(r.compromises.map((c) => [c.user, c.targetedUser?.user]), [["ADMIN", "admin"]]);
 });
 
+// ASVS 16.3.1. Red team 38b, finding 5: sshd escapes every byte past ASCII (\303\274 is ü), which lower-casing left apart.
+test("per-user rules count a name's escaped, raw UTF-8, decomposed and differently cased spellings as one user, shown as first logged", () => {
+  // Lines are read as latin1, one char per byte: raw UTF-8 as it lies in a file.
+  const raw = (text: string): string => Buffer.from(text, "utf8").toString("latin1");
+  const spellings = ["J\\303\\234RGEN", "j\\303\\274rgen", raw("Jürgen"), raw("ju\u0308rgen"), "JU\\314\\210RGEN"];
+  const lines = spellings.map((u, i) => `${iso38(i * 20)} web sshd[${1000 + i}]: Failed password for ${u} from 198.18.${i}.7 port 50000 ssh2`);
+  const r = analyzeLines(lines, { referenceMs: REF38 });
+  assert.deepEqual(r.attackedUsers.map((u) => [u.user, u.failures]), [["J\\303\\234RGEN", 5]]);
+});
+
+test("only sshd's octal escapes of UTF-8 are decoded for the key: an escaped backslash before digits, or bytes that are no UTF-8, stay as written", () => {
+  const fail = (u: string, i: number): string => `${iso38(i * 20)} web sshd[${1000 + i}]: Failed password for ${u} from 198.18.${i}.7 port 50000 ssh2`;
+  // "x\\\\303\\274" is x, a backslash, "303" and a lone continuation byte (\\274 alone is no UTF-8): not "xü".
+  const lines = ["x\\\\303\\274", "X\\303\\274", "x\\377", "X\\377", "x\\\\303\\274"].map(fail);
+  const r = analyzeLines(lines, { referenceMs: REF38, maxRetry: 2 });
+  assert.deepEqual(r.attackedUsers.map((u) => [u.user, u.failures]).sort(), [["x\\377", 2], ["x\\\\303\\274", 2]]);
+});
+
 // ASVS 16.3.1. Finding 6: fe80::/64 is every link-local host on every link; counted by address and zone.
 test("link-local failures are counted by address and zone, never as one /64", () => {
   const lines = Array.from({ length: 5 }, (_, i) => `${iso38(i)} web sshd[80${i}]: Failed password for invalid user guest from fe80::bad:${i + 1}%eth0 port ${50000 + i} ssh2`);
@@ -324,6 +342,18 @@ test("NAT64 addresses are counted one by one, as the IPv4 clients they are, neve
   const r = analyzeLines(lines, { referenceMs: REF38 });
   assert.deepEqual(r.offenders.map((o) => o.address), ["64:ff9b::cb00:7142"]);
   assert.deepEqual(r.compromises, []);
+});
+
+// ASVS 16.3.1. Red team 38b, finding 4: a 64:ff9b::/96 address is counted under the IPv4 address it embeds.
+test("one IPv4 client natively and through 64:ff9b::/96 is one count, shown in the translated form; the local-use /48 counts alone", () => {
+  const lines: string[] = [];
+  for (let i = 0; i < 5; i++) lines.push(`${iso38(i)} web sshd[80${i}]: Failed password for root from ${i % 2 === 0 ? "203.0.113.66" : "64:ff9b::203.0.113.66"} port ${50000 + i} ssh2`);
+  for (let i = 0; i < 4; i++) lines.push(`${iso38(10 + i)} web sshd[81${i}]: Failed password for root from ${i % 2 === 0 ? "198.51.100.7" : "64:ff9b:1::c633:6407"} port 51000 ssh2`);
+  const r = analyzeLines(lines, { referenceMs: REF38 });
+  assert.deepEqual(r.offenders.map((o) => [o.address, o.failures]), [["64:ff9b::cb00:7142", 5]]);
+  // Natively first, the record takes the translated form at the second failure; the cache stays right after it.
+  const native = analyzeLines(lines.slice(0, 5).concat(`${iso38(20)} web sshd[900]: Accepted password for root from 203.0.113.66 port 40000 ssh2`), { referenceMs: REF38 });
+  assert.deepEqual(native.compromises.map((c) => [c.address, c.offender?.address]), [["203.0.113.66", "64:ff9b::cb00:7142"]]);
 });
 
 // ASVS 16.3.1. Finding 5: forged failures stamped years back, four after every four real ones, are read between them.

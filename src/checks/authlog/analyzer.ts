@@ -2,7 +2,7 @@
 // connection tracker, and keeps per-address and per-user sliding windows (fail2ban's maxretry
 // within findtime) to name offenders, brute-forced users, and logins that followed them; and, over
 // the compromise window, the slow rules (spraying, guessing) that catch the same attacks paced under it.
-import { ipv6GroupOf } from "./address.ts";
+import { clientKeyOf, ipv6GroupOf } from "./address.ts";
 import { detach } from "./connection-tracker.ts";
 import { AuthLogOptionError } from "./errors.ts";
 import { ExpiringTable } from "./expiring-table.ts";
@@ -13,7 +13,7 @@ import { markSlow, pushName, slowRunBefore } from "./slow-rules.ts";
 import { LineSplitter } from "./line-splitter.ts";
 import { LineStage, type SshdEventSink } from "./line-stage.ts";
 import { RemoteLines } from "./remote-lines.ts";
-import { NOT_KEPT, pushByStamp, pushReadOrder, withinWindowByStamp } from "./time-window.ts";
+import { newRing, NOT_KEPT, pushByStamp, pushReadOrder, ringFor, withinWindowByStamp } from "./time-window.ts";
 import type { SshdEvent } from "./sshd-messages.ts";
 import type { AttackRun, AuthLogLimits, AuthLogOptions, AuthLogResult, SlowEvidence, SlowMarks, SourceRecord, SuccessRecord, UserRecord } from "./types.ts";
 
@@ -100,14 +100,47 @@ interface KeptLogin {
   counted: boolean;
 }
 
+const STRICT_UTF8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * sshd's escapes in a name: an escaped backslash, or a run of octal escapes (log.c's strnvis with VIS_OCTAL writes every
+ * byte past ASCII as "\ooo"). Left to right, so "\\303" is a backslash and "303", not a byte.
+ */
+const SSHD_ESCAPES = /\\\\|(?:\\[0-3][0-7]{2})+/g;
+
+/** A run of octal escapes as the UTF-8 text its bytes spell, or the run as it is when they spell none. */
+function unescapeRun(run: string): string {
+  if (run.length === 2) return run;
+  const bytes = new Uint8Array(run.length / 4);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = parseInt(run.slice(4 * i + 1, 4 * i + 4), 8);
+  try {
+    return STRICT_UTF8.decode(bytes);
+  } catch {
+    return run;
+  }
+}
+
 /**
  * A user name as the per-user rules count it: folded to lower case. Where the account lookup ignores case (SSSD's AD
  * provider by default, winbind) "admin", "Admin" and "ADMIN" are one account whose password PAM checks, and sshd logs
  * the name as the client typed it: keyed as logged, a botnet's guesses in six spellings stayed below every rule. On a
  * system where two accounts differ only by case, folding adds their failures up: it can only add findings. (V8 gives
- * back the same string when nothing changes: a lower-case name costs no copy.)
+ * back the same string when nothing changes: a lower-case ASCII name costs no copy.)
+ *
+ * Past ASCII the name is first read as the client sent it: sshd writes each such byte as an octal escape ("jürgen" is
+ * "j\303\274rgen", "JÜRGEN" "J\303\234RGEN"), which lower-casing left apart (red team 38b, finding 5: each non-ASCII
+ * letter doubled the guesses every per-user rule allowed). A run of escapes that spells UTF-8 is decoded (else kept
+ * as written), and the name is put in Unicode's composed form (NFC: "u" and a combining diaeresis are "ü") before it
+ * is folded, so the escaped, the raw and the decomposed spellings of one name meet. Only the key: the name shown is
+ * the name as logged.
  */
-const userKey = (user: string): string => user.toLowerCase();
+function userKey(user: string): string {
+  for (let i = 0; i < user.length; i++) {
+    const c = user.charCodeAt(i);
+    if (c === 92 /* \ */ || c > 0x7f) return user.replace(SSHD_ESCAPES, unescapeRun).toLowerCase().normalize("NFC");
+  }
+  return user.toLowerCase();
+}
 
 /** A copy of an address record as it stands, for a finding's evidence: the live record goes on counting. */
 function snapshotSource(s: SourceRecord): SourceRecord {
@@ -165,6 +198,8 @@ export class AuthLogAnalyzer {
   #lastUserRecord: UserRecord | undefined;
   #lastUserKey = "";
   #file = "";
+  // The current file's modification time, when the caller knows it (beginFile).
+  #fileModifiedMs: number | undefined;
   readonly stats = {
     files: 0, lines: 0, blank: 0, malformed: 0, overlong: 0, sshdLines: 0, events: 0,
     failures: 0, successes: 0, rootLogins: 0, rootPasswordLogins: 0, untrackedSources: 0, untrackedUsers: 0, untrackedPrefixes: 0,
@@ -222,14 +257,17 @@ export class AuthLogAnalyzer {
 
   /**
    * Starts a new file: line numbers restart. Without `year` each file's year is inferred afresh
-   * from the reference time; with it, later files continue the first one's calendar (rotated
-   * files given oldest first), so a given year is not re-applied to a file that crossed New Year.
+   * from the reference time, or from `modifiedMs` (the file's mtime, as analyzeFile gives it) when that is earlier: no
+   * line of a rotated file was written after the file was (year-resolver.ts fileReferenceMs). With `year`, later files
+   * continue the first one's calendar (rotated files given oldest first), so a given year is not re-applied to a file
+   * that crossed New Year.
    */
-  beginFile(name: string): void {
+  beginFile(name: string, modifiedMs?: number): void {
     this.stats.files++;
     this.#file = name;
+    this.#fileModifiedMs = modifiedMs;
     // The worker's stage begins the file when its bytes come (feed).
-    this.#lines?.beginFile(name, this.stats.files);
+    this.#lines?.beginFile(name, this.stats.files, modifiedMs);
   }
 
   /** A line longer than `maxLineLength`: counted, never parsed. */
@@ -249,7 +287,7 @@ export class AuthLogAnalyzer {
   async feed(chunks: AsyncIterable<Buffer>): Promise<number> {
     if (this.#remote !== null) {
       try {
-        return await this.#remote.feed(this.#file, this.stats.files, chunks);
+        return await this.#remote.feed(this.#file, this.stats.files, chunks, this.#fileModifiedMs);
       } finally {
         const snapshot = this.#remote.snapshot;
         if (snapshot !== null) Object.assign(this.stats, snapshot.stats);
@@ -267,16 +305,22 @@ export class AuthLogAnalyzer {
     const user = event.user ? utf8(event.user) : null;
     const onFailure = this.#options.onFailure;
     if (onFailure) onFailure({ file: this.#file, line: lineNo, address, kind: event.kind, user, timeMs: t });
-    let src = this.#lastSource !== undefined && this.#lastSource.address === address ? this.#lastSource : this.#sources.get(address);
+    // An address of NAT64's 64:ff9b::/96 is counted under the IPv4 address it embeds (clientKeyOf): one client, whichever
+    // way it came. A record shows the address its failures came from, the translated form once one came that way.
+    // (A record's address always has the record's key as its own key, so the one-entry cache below stays right.)
+    let key = clientKeyOf(address);
+    let src = this.#lastSource !== undefined && this.#lastSource.address === address ? this.#lastSource : this.#sources.get(key);
     if (src === undefined) {
       // Keys and names are copied out of the 1 MiB chunk they were sliced from, so that keeping
       // them does not keep every chunk of the log alive.
       address = detach(address);
+      key = key === address ? address : clientKeyOf(address);
       // Full of addresses active within find time, or offenders: counted, and reported as an
       // incomplete analysis. The user is still charged, so a botnet on one account is still seen.
-      src = this.#newRecord(this.#sources, address, t, lineNo, null);
+      src = this.#newRecord(this.#sources, key, t, lineNo, null);
       if (src === undefined) this.stats.untrackedSources++;
     }
+    if (src !== undefined && key !== address && src.address !== address) src.address = detach(address);
     this.#lastSource = src;
     // Host names (UseDNS) never hold a colon. Link-local and NAT64 addresses are counted alone (ipv6GroupOf).
     const prefix = address.includes(":") ? ipv6GroupOf(address) : null;
@@ -295,7 +339,7 @@ export class AuthLogAnalyzer {
     if (!table.makeRoom(t)) return undefined;
     const rec: SourceRecord = {
       address: key, failures: 0, firstMs: t, lastMs: t, latestMs: t, first: { file: this.#file, line: lineNo }, last: { file: this.#file, line: lineNo },
-      users: new Set(), moreUsers: false, lastUser: null, ring: new Float64Array(2 * this.maxRetry), inWindow: 0, byStamp: 0, bans: 0, offenderSinceMs: Number.NaN, offenderAt: null,
+      users: new Set(), moreUsers: false, lastUser: null, ring: newRing(this.maxRetry), inWindow: 0, byStamp: 0, bans: 0, offenderSinceMs: Number.NaN, offenderAt: null,
       offenderFile: 0, bansByFile: null, members, moreMembers: false, firstName: null, firstNameMs: Number.NaN, spray: null,
     };
     // Room was made above; a cached record may have been evicted, and the caller replaces the cache.
@@ -318,11 +362,13 @@ export class AuthLogAnalyzer {
       }
     }
     const n = this.maxRetry;
-    const byStamp = pushByStamp(src.ring, n, src.byStamp, t);
+    // The ring grows as failures come (time-window.ts ringFor): a one-off address keeps a few numbers, not 2n.
+    const ring = (src.ring = ringFor(src.ring, n, src.inWindow));
+    const byStamp = pushByStamp(ring, n, src.byStamp, t);
     if (byStamp !== NOT_KEPT) src.byStamp = byStamp;
     // Read order (fail2ban's), or by stamp: failures read out of time order (a sender of forged lines chooses where)
     // cannot keep a burst's failures apart both ways (time-window.ts).
-    if (pushReadOrder(src.ring, n, src.inWindow++, t, this.findTimeMs) || (byStamp !== NOT_KEPT && withinWindowByStamp(src.ring, n, byStamp, this.findTimeMs))) {
+    if (pushReadOrder(ring, n, src.inWindow++, t, this.findTimeMs) || (byStamp !== NOT_KEPT && withinWindowByStamp(ring, n, byStamp, this.findTimeMs))) {
       // fail2ban bans here and starts counting afresh for this address.
       src.bans++;
       src.inWindow = 0;
@@ -397,8 +443,8 @@ export class AuthLogAnalyzer {
       user = detach(user);
       key = detach(key);
       rec = {
-        user, failures: 0, ring: new Float64Array(2 * this.maxRetry), count: 0, byStamp: 0, latestMs: t, attackFirstMs: Number.NaN, attackLastMs: Number.NaN, attackLastFile: 0,
-        attackFailures: 0, sources: new Set(), moreSources: false, firstAttackAt: null, attacks: null, guessRing: new Float64Array(2 * this.#guessMin), guessCount: 0, guessByStamp: 0, guessed: null,
+        user, failures: 0, ring: newRing(this.maxRetry), count: 0, byStamp: 0, latestMs: t, attackFirstMs: Number.NaN, attackLastMs: Number.NaN, attackLastFile: 0,
+        attackFailures: 0, sources: new Set(), moreSources: false, firstAttackAt: null, attacks: null, guessRing: newRing(this.#guessMin), guessCount: 0, guessByStamp: 0, guessed: null,
       };
       this.#users.add(key, rec, t);
     }
@@ -411,9 +457,10 @@ export class AuthLogAnalyzer {
       else rec.moreSources = true;
     }
     const n = this.maxRetry;
-    const byStamp = pushByStamp(rec.ring, n, rec.byStamp, t);
+    const ring = (rec.ring = ringFor(rec.ring, n, rec.count));
+    const byStamp = pushByStamp(ring, n, rec.byStamp, t);
     if (byStamp !== NOT_KEPT) rec.byStamp = byStamp;
-    if (pushReadOrder(rec.ring, n, rec.count++, t, this.findTimeMs) || (byStamp !== NOT_KEPT && withinWindowByStamp(rec.ring, n, byStamp, this.findTimeMs))) {
+    if (pushReadOrder(ring, n, rec.count++, t, this.findTimeMs) || (byStamp !== NOT_KEPT && withinWindowByStamp(ring, n, byStamp, this.findTimeMs))) {
       if (Number.isNaN(rec.attackFirstMs)) {
         rec.attackFirstMs = t;
         rec.firstAttackAt = { file: this.#file, line: lineNo };
@@ -426,9 +473,10 @@ export class AuthLogAnalyzer {
     }
     // The slow-guessing rule: guessMin failures within the compromise window, from anywhere, at any pace.
     const g = this.#guessMin;
-    const guesses = pushByStamp(rec.guessRing, g, rec.guessByStamp, t);
+    const guessRing = (rec.guessRing = ringFor(rec.guessRing, g, rec.guessCount));
+    const guesses = pushByStamp(guessRing, g, rec.guessByStamp, t);
     if (guesses !== NOT_KEPT) rec.guessByStamp = guesses;
-    if (pushReadOrder(rec.guessRing, g, rec.guessCount++, t, this.#compromiseWindowMs) || (guesses !== NOT_KEPT && withinWindowByStamp(rec.guessRing, g, guesses, this.#compromiseWindowMs))) {
+    if (pushReadOrder(guessRing, g, rec.guessCount++, t, this.#compromiseWindowMs) || (guesses !== NOT_KEPT && withinWindowByStamp(guessRing, g, guesses, this.#compromiseWindowMs))) {
       rec.guessed = markSlow(rec.guessed, t, this.stats.files, this.#compromiseWindowMs, this.#file, lineNo);
       this.#attackRead(t);
     }
@@ -477,7 +525,7 @@ export class AuthLogAnalyzer {
   #slowSuspect(login: SuccessRecord, user: UserRecord | undefined, before: (marks: SlowMarks | null) => AttackRun | undefined): boolean {
     if (!isPasswordMethod(login.method)) return false;
     const prefix = login.address.includes(":") ? ipv6GroupOf(login.address) : null;
-    const src = prefix !== null ? this.#prefixes.get(prefix) : this.#sources.get(login.address);
+    const src = prefix !== null ? this.#prefixes.get(prefix) : this.#sources.get(clientKeyOf(login.address));
     const sprayer = src?.spray ? slowEvidence(src, before(src.spray.marks)) : null;
     const guessed = user ? slowEvidence(user, before(user.guessed)) : null;
     if (sprayer === null && guessed === null) return false;
@@ -585,7 +633,7 @@ export class AuthLogAnalyzer {
   /** A snapshot of the address (else its /64) with a ban in a file other than `file` stamped at or before `t`, or null. */
   #offenderInOtherFile(address: string, t: number, file: number): SourceRecord | null {
     const prefix = address.includes(":") ? ipv6GroupOf(address) : null;
-    const candidates = [this.#sources.get(address), prefix !== null ? this.#prefixes.get(prefix) : undefined];
+    const candidates = [this.#sources.get(clientKeyOf(address)), prefix !== null ? this.#prefixes.get(prefix) : undefined];
     for (const s of candidates) {
       if (s?.bansByFile == null) continue;
       const ban = earliestBanOutside(s.bansByFile, file);
@@ -605,7 +653,7 @@ export class AuthLogAnalyzer {
     // A ban read in this file so far lies above the login; one in another file must be stamped before it.
     const before = (s: SourceRecord | undefined): s is SourceRecord =>
       s?.bansByFile != null && (s.bansByFile.lastFile === files || (earliestBanOutside(s.bansByFile, files)?.ms ?? Number.POSITIVE_INFINITY) <= t);
-    const src = this.#sources.get(address);
+    const src = this.#sources.get(clientKeyOf(address));
     if (before(src)) return src;
     const key = address.includes(":") ? ipv6GroupOf(address) : null;
     if (key === null) return undefined;

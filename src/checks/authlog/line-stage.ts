@@ -8,6 +8,7 @@ import { journalEntry } from "./journal-json.ts";
 import { afterSyslogdTag, bsdRepeatCount, classifySshdMessage, messageStart, repeatedMessage, type SshdEvent } from "./sshd-messages.ts";
 import { splitLine, type SshdLine } from "./syslog-line.ts";
 import { emptyStamp, YearResolver } from "./timestamp.ts";
+import { fileReferenceMs } from "./year-resolver.ts";
 import type { AuthLogStats, UnreadFile, UntrustedWriter } from "./types.ts";
 import { mostlyUnread, UNREAD_FILES_KEPT } from "./unread-files.ts";
 
@@ -86,23 +87,25 @@ export class LineStage {
     this.#years = this.#resolver();
   }
 
-  #resolver(): YearResolver {
+  /** A resolver for a file last modified at `modifiedMs` (year-resolver.ts fileReferenceMs), if known. */
+  #resolver(modifiedMs?: number): YearResolver {
     const o = this.#options;
-    return new YearResolver({ referenceMs: o.referenceMs, year: o.year, utcOffsetMinutes: o.utcOffsetMinutes });
+    return new YearResolver({ referenceMs: fileReferenceMs(o.referenceMs, modifiedMs), year: o.year, utcOffsetMinutes: o.utcOffsetMinutes });
   }
 
   /**
    * Starts file number `number` (1-based): line numbers restart. Without `year` each file's year is inferred afresh
-   * from the reference time; with it, later files continue the first one's calendar (rotated files given oldest
-   * first), so a given year is not re-applied to a file that crossed New Year.
+   * from the reference time, or from the file's modification time `modifiedMs` when that is earlier (a rotated file:
+   * fileReferenceMs); with it, later files continue the first one's calendar (rotated files given oldest first), so a
+   * given year is not re-applied to a file that crossed New Year.
    */
-  beginFile(name: string, number: number): void {
+  beginFile(name: string, number: number, modifiedMs?: number): void {
     this.endFile();
     this.#file = name;
     const s = this.stats;
     this.#fileStart = { lines: s.lines, blank: s.blank, unread: s.malformed + s.overlong };
     this.#fileOpen = true;
-    if (this.#options.year === undefined && number > 1) this.#years = this.#resolver();
+    if (this.#options.year === undefined && (number > 1 || modifiedMs !== undefined)) this.#years = this.#resolver(modifiedMs);
     this.#held.clear();
   }
 

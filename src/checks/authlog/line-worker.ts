@@ -2,7 +2,7 @@
 // are read, this thread splits them into lines and reads them, and posts back, per chunk, the failures and logins they
 // hold (line-events.ts) for the main thread's windows and rules. Two threads on two cores: the analysis's halves
 // overlap instead of taking turns. The messages, in order:
-//   in:  { type: "begin", name, number } · { type: "chunk", bytes } · { type: "end", whole }
+//   in:  { type: "begin", name, number, modifiedMs? } · { type: "chunk", bytes } · { type: "end", whole }
 //   out: { type: "events", read, numbers, text, names } per chunk and at the end · { type: "ended", lines, snapshot }
 //        · { type: "failed", message, stack } (a bug here: the main thread rejects the analysis with it)
 import { parentPort, workerData } from "node:worker_threads";
@@ -10,7 +10,7 @@ import { EventBatch } from "./line-events.ts";
 import { LineSplitter } from "./line-splitter.ts";
 import { emptyLineStats, LineStage, type LineStageOptions } from "./line-stage.ts";
 
-export type ToLineWorker = { type: "begin"; name: string; number: number } | { type: "chunk"; bytes: Uint8Array } | { type: "end"; whole: boolean };
+export type ToLineWorker = { type: "begin"; name: string; number: number; modifiedMs?: number | undefined } | { type: "chunk"; bytes: Uint8Array } | { type: "end"; whole: boolean };
 
 const port = parentPort;
 if (port === null) throw new Error("line-worker.ts runs as a worker thread (remote-lines.ts)");
@@ -28,7 +28,7 @@ function post(read: number): void {
 port.on("message", (message: ToLineWorker) => {
   try {
     if (message.type === "begin") {
-      stage.beginFile(message.name, message.number);
+      stage.beginFile(message.name, message.number, message.modifiedMs);
       splitter = new LineSplitter(stage);
     } else if (message.type === "chunk") {
       splitter.push(Buffer.from(message.bytes.buffer, message.bytes.byteOffset, message.bytes.byteLength));

@@ -99,3 +99,15 @@ test("a link-local offender is listed, not blocked on every link; a NAT64 client
   assert.match(text, /set authlog_offenders_v6 \{\n {4}type ipv6_addr\n {4}elements = \{\n {6}64:ff9b::cb00:7142\n {4}\}/);
   assert.doesNotMatch(text, /64:ff9b::\/64/);
 });
+
+// Red team 38b, finding 4: the analyzer counts a 64:ff9b::/96 address and the IPv4 address it embeds as one client.
+test("a 64:ff9b::/96 offender blocks its IPv4 client too, unless that IPv4 address is kept out; a 64:ff9b:1::/48 one only itself", () => {
+  const text = renderNft(["64:ff9b::cb00:7142", "64:ff9b::a01:203", "64:ff9b::7f00:1", "64:ff9b:1:cb00:71:4200::"], { ignore: new IgnoreList(["10.0.0.0/8"]) });
+  assert.match(text, /set authlog_offenders_v4 \{\n {4}type ipv4_addr\n {4}elements = \{\n {6}203\.0\.113\.66\n {4}\}/);
+  assert.match(text, /set authlog_offenders_v6 \{\n {4}type ipv6_addr\n {4}elements = \{\n {6}64:ff9b:1:cb00:71:4200::,\n {6}64:ff9b::cb00:7142\n {4}\}/);
+  const lines = text.split("\n");
+  for (const line of ["# not blocked (its IPv4 client 10.1.2.3: --ignore 10.0.0.0/8): 64:ff9b::a01:203", "# not blocked (its IPv4 client 127.0.0.1: loopback, this host itself): 64:ff9b::7f00:1"]) {
+    assert.ok(lines.includes(line), `missing: ${line}\n${text}`);
+  }
+  assert.match(text, /^# SSH offenders found by bulwark check authlog: 1 IPv4, 2 IPv6\.$/m);
+});

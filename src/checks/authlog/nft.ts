@@ -2,7 +2,7 @@
 // and an IPv6 address set, and an interval set for IPv6 /64s. Host names (UseDNS) cannot go into an
 // address set, and loopback and --ignore'd addresses must not: both are listed as comments.
 import { isIP } from "node:net";
-import { addressFamily } from "./address.ts";
+import { addressFamily, clientKeyOf } from "./address.ts";
 import { IgnoreList } from "./ignore-list.ts";
 
 export interface NftOptions {
@@ -57,15 +57,21 @@ export function renderNft(addresses: readonly string[], options: NftOptions = {}
     // itself the admin's address on eth1 and have it blocked). Listed instead, for a rule with iifname by hand; the
     // zone is [A-Za-z0-9_.-] only (scanAddress), so it cannot end the comment.
     const zone = a.indexOf("%");
-    const reason = zone > 0 ? `link-local, on interface ${a.slice(zone + 1)} only: block with iifname by hand` : ignore.reason(a);
+    // A 64:ff9b::/96 address is one IPv4 client (address.ts clientKeyOf): what keeps that IPv4 address out keeps it out.
+    const client = clientKeyOf(a);
+    const clientReason = client === a ? null : ignore.reason(client);
+    const reason = zone > 0 ? `link-local, on interface ${a.slice(zone + 1)} only: block with iifname by hand` : (ignore.reason(a) ?? (clientReason && `its IPv4 client ${client}: ${clientReason}`));
     // Only a valid IP address or /64 (net.isIP) has a reason: no newline can end the comment early.
     if (reason === null) kept.push(a);
     else skipped.push(`# not blocked (${reason}): ${a}`);
   }
-  const v4 = kept.filter((a) => addressFamily(a) === 4).sort();
-  const nets = kept.filter(isIPv6Prefix).sort();
   // A NAT64 client (64:ff9b::/96, 64:ff9b:1::/48) is an address of its own, not a /64 (address.ts ipv6GroupOf): its
-  // IPv6 form, what the translated packets carry here, goes into the _v6 set, blocking that one IPv4 client.
+  // IPv6 form, what the translated packets carry here, goes into the _v6 set, blocking that one IPv4 client. For the
+  // well-known /96 the IPv4 address it embeds goes into the _v4 set too: the analyzer counts the two as one client and
+  // shows the translated form once a failure came that way, so both ways in are blocked (on a host the translator
+  // alone reaches, the IPv4 element matches nothing).
+  const v4 = [...new Set(kept.map(clientKeyOf).filter((a) => addressFamily(a) === 4))].sort();
+  const nets = kept.filter(isIPv6Prefix).sort();
   const v6 = kept.filter((a) => addressFamily(a) === 6 && !isIPv6Prefix(a)).sort();
   const names = addresses.filter((a) => addressFamily(a) === 0);
   const out = [

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtemp, rm, writeFile, mkdir } from "node:fs/promises";
+import { mkdtemp, rm, utimes, writeFile, mkdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
@@ -104,4 +104,34 @@ test("decodes non-ASCII user names as UTF-8 in the findings' evidence", async ()
   const a = new AuthLogAnalyzer({ referenceMs: REF });
   await analyzeFile(a, path);
   assert.deepEqual([...(a.finish().offenders[0]?.users ?? [])], ["jürgen"]);
+});
+
+// ASVS 16.2.2. Red team 38b, finding 3: a year of monthly rotated files read on 7 December without --year put auth.log.12's
+// "Dec  1" (last year) in this year, and last year's brute force on deploy beside this year's own login of deploy. A
+// file's mtime bounds its stamps: auth.log.12 was last written when it was rotated out, on 1 January.
+test("a rotated file's lines are placed by its mtime: last December's brute force in auth.log.12.gz stays last year, in one thread or with a worker", async () => {
+  const ref = Date.UTC(2026, 11, 7, 12);
+  const current = ["Dec  1 00:00:05 web CRON[1]: pam_unix(cron:session): session opened for user root(uid=0) by (uid=0)", "Dec  6 08:00:00 web sshd[950]: Accepted password for deploy from 192.0.2.10 port 41000 ssh2"];
+  const lastYear = ["Dec  1 00:00:03 web CRON[1]: pam_unix(cron:session): session opened for user root(uid=0) by (uid=0)"];
+  for (let i = 0; i < 6; i++) lastYear.push(`Dec  6 03:00:0${i} web sshd[900]: Failed password for deploy from 198.51.100.${i + 1} port ${40000 + i} ssh2`);
+  const rotated = join(dir, "auth.log.12.gz");
+  const live = join(dir, "auth.log");
+  await writeFile(rotated, gzipSync(`${lastYear.join("\n")}\n`));
+  await writeFile(live, `${current.join("\n")}\n`);
+  await utimes(rotated, new Date(Date.UTC(2026, 0, 1, 6, 25)), new Date(Date.UTC(2026, 0, 1, 6, 25)));
+  await utimes(live, new Date(ref - 3_600_000), new Date(ref - 3_600_000));
+  for (const workers of [false, true]) {
+    const a = new AuthLogAnalyzer({ referenceMs: ref, workers });
+    await analyzeFile(a, live);
+    await analyzeFile(a, rotated);
+    const r = a.finish();
+    assert.deepEqual(r.attackedUsers.map((u) => [u.user, new Date(u.attackFirstMs).toISOString()]), [["deploy", "2025-12-06T03:00:04.000Z"]], `workers: ${workers}`);
+    assert.deepEqual(r.compromises, [], `workers: ${workers}`);
+  }
+  // Its mtime lost (copied without -p: now), the file is placed by the reference time, as before: a limit.
+  await utimes(rotated, new Date(ref), new Date(ref));
+  const a = new AuthLogAnalyzer({ referenceMs: ref });
+  await analyzeFile(a, live);
+  await analyzeFile(a, rotated);
+  assert.equal(a.finish().compromises.length, 1);
 });

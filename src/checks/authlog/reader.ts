@@ -181,14 +181,15 @@ function openLog(path: string): Promise<FileHandle> {
 }
 
 /**
- * Reads `input` (plain, gzip or zstd) into `analyzer` as the file `name` (stdin is "-"). Throws
- * AuthLogUnreadableError naming it when its data is corrupt or in a compressed format not read.
+ * Reads `input` (plain, gzip or zstd) into `analyzer` as the file `name` (stdin is "-"), last modified at `modifiedMs`
+ * when it is a file (analyzer.beginFile). Throws AuthLogUnreadableError naming it when its data is corrupt or in a
+ * compressed format not read.
  *
  * @example
  * await analyzeStream(analyzer, "-", process.stdin);
  */
-export async function analyzeStream(analyzer: AuthLogAnalyzer, name: string, input: AsyncIterable<unknown>): Promise<void> {
-  analyzer.beginFile(name);
+export async function analyzeStream(analyzer: AuthLogAnalyzer, name: string, input: AsyncIterable<unknown>, modifiedMs?: number): Promise<void> {
+  analyzer.beginFile(name, modifiedMs);
   try {
     await feedChunks(analyzer, decompressed(input));
   } catch (error) {
@@ -213,7 +214,15 @@ export async function analyzeFile(analyzer: AuthLogAnalyzer, path: string): Prom
     throw new AuthLogUnreadableError(path, describe(error), { cause: error });
   }
   try {
-    await analyzeStream(analyzer, path, handle.createReadStream({ highWaterMark: CHUNK }));
+    // A regular file's mtime bounds the stamps of its lines without --year (a rotated file's year); a pipe's says nothing.
+    let modifiedMs: number | undefined;
+    try {
+      const stat = await handle.stat();
+      if (stat.isFile()) modifiedMs = stat.mtimeMs;
+    } catch {
+      // Unknown: the reference time alone, as for stdin.
+    }
+    await analyzeStream(analyzer, path, handle.createReadStream({ highWaterMark: CHUNK }), modifiedMs);
   } finally {
     await handle.close().catch(() => {});
   }

@@ -140,14 +140,14 @@ export class RemoteLines {
    * worker fails, that error is thrown and the analysis reads no more input (the worker had read ahead of the sink:
    * its state is past what was counted); what was counted stays for finish(), as in one thread, with the line counters
    * of the inputs read whole. The sink's error comes first, as in one thread, since it came from lines before the
-   * point where the input failed.
+   * point where the input failed. `modifiedMs`: the input's mtime, if it is a file (LineStage beginFile).
    */
-  async feed(name: string, number: number, chunks: AsyncIterable<Buffer>): Promise<number> {
+  async feed(name: string, number: number, chunks: AsyncIterable<Buffer>, modifiedMs?: number): Promise<number> {
     this.#usable();
     this.#worker ??= this.#start();
     this.#worker.ref();
     this.#ended = null;
-    this.#post({ type: "begin", name, number });
+    this.#post({ type: "begin", name, number, modifiedMs });
     let inputError: { error: unknown } | null = null;
     const input = chunks[Symbol.asyncIterator]();
     try {

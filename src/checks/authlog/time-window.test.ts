@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
-import { NOT_KEPT, pushByStamp, pushReadOrder, withinWindowByStamp } from "./time-window.ts";
+import { newRing, NOT_KEPT, pushByStamp, pushReadOrder, ringFor, withinWindowByStamp } from "./time-window.ts";
 
 const W = 600_000;
 
@@ -87,4 +87,41 @@ test("keeps the n latest by stamp, sorted, whatever the order", () => {
       return JSON.stringify(kept) === JSON.stringify([...times].sort((a, b) => a - b).slice(-held));
     }),
   );
+});
+
+// Red team 38b, finding 6: a ring of 2n numbers made at a key's first failure cost 16 KB a one-off address at n = 1000.
+/** As `run`, both halves, restarting the counts when the window is met (as an address's at a ban) if `restart`. */
+function judge(n: number, times: readonly number[], restart: boolean, grow: boolean): { met: boolean[]; sizes: number[] } {
+  let ring = grow ? newRing(n) : new Float64Array(2 * n);
+  let read = 0;
+  let byStamp = 0;
+  const sizes: number[] = [];
+  const met = times.map((t) => {
+    if (grow) ring = ringFor(ring, n, read);
+    sizes.push(ring.length);
+    const c = pushByStamp(ring, n, byStamp, t);
+    if (c !== NOT_KEPT) byStamp = c;
+    const hit = pushReadOrder(ring, n, read++, t, W) || (c !== NOT_KEPT && withinWindowByStamp(ring, n, c, W));
+    if (hit && restart) read = byStamp = 0;
+    return hit;
+  });
+  return { met, sizes };
+}
+
+test("a ring made small and grown as failures come judges every failure as a full-size one", () => {
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 40 }), fc.array(fc.integer({ min: -2_000_000, max: 2_000_000 }), { maxLength: 120 }), fc.boolean(), (n, times, restart) => {
+      assert.deepEqual(judge(n, times, restart, true).met, judge(n, times, restart, false).met);
+    }),
+    { numRuns: 2000 },
+  );
+});
+
+test("a ring starts at 8 numbers (fewer for n < 4), doubles when full, and stops at 2n", () => {
+  assert.equal(newRing(1000).length, 8);
+  assert.equal(newRing(1).length, 2);
+  assert.equal(newRing(3).length, 6);
+  const { sizes } = judge(20, Array.from({ length: 30 }, (_, i) => i * W), false, true);
+  assert.deepEqual([...new Set(sizes)], [8, 16, 32, 40]);
+  assert.equal(sizes.indexOf(16), 4, "grown for the fifth failure");
 });

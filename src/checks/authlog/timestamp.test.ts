@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { emptyStamp, parseStamp, YearResolver } from "./timestamp.ts";
+import { fileReferenceMs } from "./year-resolver.ts";
 
 function resolveAll(lines: string[], options: ConstructorParameters<typeof YearResolver>[0]): string[] {
   const r = new YearResolver(options);
@@ -214,4 +215,18 @@ test("without --year, a host past the followed ones is placed by the reference t
   for (let i = 0; i < 4100; i++) lines.push([`f${i}`, "Dec  5 02:00:00 x"]);
   for (const stamp of ["May  1 00:00:00 x", "Dec  5 03:00:00 x"]) lines.push(["h0", stamp], ["web", "Dec  5 03:00:01 x"]);
   assert.deepEqual(resolveHosts(lines, { referenceMs: ref }).slice(4100), ["2026-05-01", "2026-12-05", "2026-12-05", "2026-12-05"]);
+});
+
+// Red team 38b, finding 3: no line of a file was written after the file was; its mtime bounds the year of its stamps.
+test("fileReferenceMs: the earlier of the reference time and a file's mtime; no mtime, or one in 1970, leaves the reference", () => {
+  const ref = Date.UTC(2026, 11, 7, 12);
+  const rotated = Date.UTC(2026, 0, 1, 0, 0, 2);
+  assert.equal(fileReferenceMs(ref, rotated), rotated);
+  assert.equal(fileReferenceMs(ref, ref + 86_400_000), ref, "an mtime after the reference (a clock ahead) is no later bound");
+  for (const m of [undefined, 0, 1000, Number.NaN]) assert.equal(fileReferenceMs(ref, m), ref, String(m));
+  assert.deepEqual(resolveAll(["Dec  1 00:00:03 web x", "Dec  6 03:00:00 web x", "Dec 31 23:59:00 web x"], { referenceMs: fileReferenceMs(ref, rotated) }), [
+    "2025-12-01T00:00:03.000Z",
+    "2025-12-06T03:00:00.000Z",
+    "2025-12-31T23:59:00.000Z",
+  ]);
 });

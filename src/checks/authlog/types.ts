@@ -73,7 +73,10 @@ export interface SourceRecord {
   moreUsers: boolean;
   /** Last user name seen from this address: skips the set lookup for runs of one name. */
   lastUser: string | null;
-  /** The window's failure times (time-window.ts): the last maxRetry read, then the latest maxRetry by stamp. */
+  /**
+   * The window's failure times (time-window.ts): the last maxRetry read, then the latest maxRetry by stamp. Made small
+   * and grown as failures come (newRing, ringFor).
+   */
   ring: Float64Array;
   /** Failures read since the last ban (the read-order half of `ring`). */
   inWindow: number;
@@ -127,7 +130,7 @@ export interface SlowMarks {
 export interface UserRecord {
   user: string;
   failures: number;
-  /** As an address's (SourceRecord): the last maxRetry failures read, then the latest maxRetry by stamp. */
+  /** As an address's (SourceRecord): the last maxRetry failures read, then the latest maxRetry by stamp; grown as they come. */
   ring: Float64Array;
   count: number;
   byStamp: number;

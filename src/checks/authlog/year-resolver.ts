@@ -35,6 +35,29 @@ const MAX_HOSTS = 4096;
 /** Longer "host names" (DNS names stop at 253) are junk: such lines are placed like those of an unfollowed host. */
 const MAX_HOST_LENGTH = 255;
 
+/**
+ * Modification times at or before this (1 January 1971) say nothing of when a file was written: build systems and stores
+ * set 0 or 1 second, and such a file read as written in 1970 would put every line there.
+ */
+const MEANINGLESS_MTIME_MS = Date.UTC(1971, 0, 1);
+
+/**
+ * The reference time for one file's zone-less stamps (without --year): the earlier of the reference time and the file's
+ * modification time. No line of a file was written after the file was last written, so "not more than a day after the
+ * reference" holds for its stamps against that time too. Read on 7 December, a year of monthly rotated files put
+ * auth.log.12's "Dec  1" (last year: the file was last written on 1 January) in this year, and last December's brute
+ * force on deploy beside this December's own login of deploy, a critical compromise; against its mtime, "Dec  1" of
+ * this year lies in the file's future and is read last year. A file copied without its mtime (now) or a stream (stdin,
+ * none) falls back to the reference time, as before; a meaningless mtime (1970) is ignored.
+ *
+ * @example
+ * fileReferenceMs(Date.UTC(2026, 11, 7), Date.UTC(2026, 0, 1)); // 1 January 2026
+ */
+export function fileReferenceMs(referenceMs: number, modifiedMs: number | undefined): number {
+  if (modifiedMs === undefined || !Number.isFinite(modifiedMs) || modifiedMs <= MEANINGLESS_MTIME_MS) return referenceMs;
+  return Math.min(referenceMs, modifiedMs);
+}
+
 export interface YearResolverOptions {
   /** Reference "now" in ms: a zone-less stamp is never placed more than a day after it. */
   referenceMs: number;
