@@ -241,7 +241,6 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
   const usual = before !== null && before.hours.length > 0 ? Math.min(usualAfter(before.hours, previousUsual), previousUsual ?? Infinity) : windowMedian;
   const usualFrom = before !== null && before.hours.length > 0 ? "before-window" : "window";
   const thresholds = WAVE_SPAN_HOURS.map((hours) => ({ hours, at: Math.max(options.waveMin, options.waveFactor * Math.max(usual, 1) * hours) }));
-  const threshold = (thresholds[0] as { at: number }).at;
 
   // A wave that ended before the window (after judgedFrom) is the run before's, judged again only for a sign-in during
   // it written late (below): kept when one was.

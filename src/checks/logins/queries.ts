@@ -408,8 +408,7 @@ export interface AccountClients {
  * an owner mistyping from a phone whose carrier gives it a new address every time is many addresses and no guesser.
  */
 export async function guessesByAccount(database: Database, from: number, until: number, userIds: readonly string[]): Promise<Map<string, AccountClients & { failed: number }>> {
-  const result = new Map<string, AccountClients & { failed: number }>();
-  if (userIds.length === 0) return result;
+  if (userIds.length === 0) return new Map();
   const typo = sql`f.subject IN (SELECT k.subject FROM audit_events k WHERE k.type = 'auth.login.succeeded' AND k.at >= ${from} AND k.at < ${until + TYPO_CORRECTED_MS} AND ${knownDeviceOf(database, "k")})
     AND EXISTS (SELECT 1 FROM audit_events s WHERE s.type = 'auth.login.succeeded' AND s.at >= f.at AND s.at <= f.at + ${TYPO_CORRECTED_MS}
       AND s.subject = f.subject AND ${knownDeviceOf(database, "s")} AND ${ipOfRow(database, "s")} = ${ipOfRow(database, "f")})`;
@@ -420,16 +419,26 @@ export async function guessesByAccount(database: Database, from: number, until: 
         WHERE f.type = 'auth.login.failed' AND f.at >= ${from} AND f.at < ${until} AND f.subject IN (${listOf(database, userIds)})
         GROUP BY 1, 2) AS pairs WHERE n > 0) AS ranked
     WHERE k <= ${sql.lit(ADDRESSES_PER_ACCOUNT + 1)}`.execute(database.db);
+  return tallyClients(rows, userIds);
+}
+
+/**
+ * Per account of `userIds`, the clients (ipBucket) and addresses of `rows` (one per account and address, at most
+ * ADDRESSES_PER_ACCOUNT + 1 per account: the row past the cap only tells that there are more) and the failures they
+ * hold (`n`; one a row when absent).
+ */
+function tallyClients(rows: ReadonlyArray<{ subject: string; ip: unknown; n?: number | string }>, userIds: readonly string[]): Map<string, AccountClients & { failed: number }> {
   const seen = new Map<string, { rows: number; addresses: number; failed: number; clients: Set<string> }>();
   for (const r of rows) {
     const s = seen.get(r.subject) ?? { rows: 0, addresses: 0, failed: 0, clients: new Set<string>() };
     seen.set(r.subject, s);
     if (++s.rows > ADDRESSES_PER_ACCOUNT) continue;
-    s.failed += Number(r.n);
+    s.failed += r.n === undefined ? 1 : Number(r.n);
     if (typeof r.ip !== "string" || r.ip === "") continue;
     s.addresses++;
     s.clients.add(ipBucket(r.ip));
   }
+  const result = new Map<string, AccountClients & { failed: number }>();
   for (const id of userIds) {
     const s = seen.get(id);
     result.set(id, { failed: s?.failed ?? 0, clients: s?.clients.size ?? 0, addresses: s?.addresses ?? 0, complete: (s?.rows ?? 0) <= ADDRESSES_PER_ACCOUNT });
@@ -444,8 +453,7 @@ export async function guessesByAccount(database: Database, from: number, until: 
  * no client.
  */
 export async function clientsByAccount(database: Database, from: number, until: number, userIds: readonly string[]): Promise<Map<string, AccountClients>> {
-  const result = new Map<string, AccountClients>();
-  if (userIds.length === 0) return result;
+  if (userIds.length === 0) return new Map();
   const { rows } = await sql<{ subject: string; ip: unknown }>`
     SELECT subject, ip FROM (
       SELECT subject, ip, row_number() OVER (PARTITION BY subject ORDER BY ip) AS k FROM (
@@ -453,19 +461,5 @@ export async function clientsByAccount(database: Database, from: number, until: 
         WHERE type = 'auth.login.failed' AND at >= ${from} AND at < ${until} AND subject IN (${listOf(database, userIds)})
         GROUP BY 1, 2) AS pairs) AS ranked
     WHERE k <= ${sql.lit(ADDRESSES_PER_ACCOUNT + 1)}`.execute(database.db);
-  const seen = new Map<string, { rows: number; addresses: number; clients: Set<string> }>();
-  for (const r of rows) {
-    const s = seen.get(r.subject) ?? { rows: 0, addresses: 0, clients: new Set<string>() };
-    seen.set(r.subject, s);
-    // The row past the cap only tells that there are more.
-    if (++s.rows > ADDRESSES_PER_ACCOUNT) continue;
-    if (typeof r.ip !== "string" || r.ip === "") continue;
-    s.addresses++;
-    s.clients.add(ipBucket(r.ip));
-  }
-  for (const id of userIds) {
-    const s = seen.get(id);
-    result.set(id, { clients: s?.clients.size ?? 0, addresses: s?.addresses ?? 0, complete: (s?.rows ?? 0) <= ADDRESSES_PER_ACCOUNT });
-  }
-  return result;
+  return tallyClients(rows, userIds);
 }
