@@ -118,6 +118,11 @@ export interface CompareBaselineResult {
   integrity: BaselineIntegrity;
   totals: { added: number; removed: number; changed: number; scanned: number };
   findings: Finding[];
+  /**
+   * The exclusions the compare applied, as resolved; `recorded` false for one the baseline did not record (what is new
+   * under it was left out; what the baseline recorded there was compared).
+   */
+  exclusions: Array<{ path: string; recorded: boolean }>;
 }
 
 /** Recorded roots named in a refusal; the rest are counted (a header may list 4,096). */
@@ -250,19 +255,6 @@ export async function compareBaseline(options: CompareBaselineOptions): Promise<
       exclude,
       oneFileSystem,
     });
-    // What the baseline recorded under an exclusion of this compare only (one it did not record) is still compared,
-    // looked up by name; only what is new there is left out. An --exclude re-pointed through a symlink, or added to a
-    // cron line, cannot take a signed entry out of the compare.
-    const recordedExclusions = normaliseRoots(header.exclude);
-    const addedExclusions = excluded.filter((x) => !recordedExclusions.some((r) => isWithin(x, r)));
-    const exclusionEntries = new Map<string, Promise<FileEntry>>();
-    const excludedNow = async (path: string): Promise<FileEntry | null> => {
-      const x = addedExclusions.find((a) => isWithin(path, a));
-      if (x === undefined) return null;
-      let entry = exclusionEntries.get(x);
-      if (entry === undefined) exclusionEntries.set(x, (entry = lookUpEntry(x, { fs, ...limitsOf(options) })));
-      return entry;
-    };
     // What the baseline recorded under a directory that cannot be listed now is looked up by name (compare.ts), every
     // read and retry of all lookups taken from one byte budget of their own, as large as the scan's.
     const lookups = createLookUp({
@@ -272,6 +264,23 @@ export async function compareBaseline(options: CompareBaselineOptions): Promise<
         if (entry.status !== "vanished" && entry.error !== NOT_LISTED) collector.addScanned(entry);
       },
     });
+    // What the baseline recorded under an exclusion of this compare only (one it did not record) is still compared,
+    // looked up by name; only what is new there is left out. An --exclude re-pointed through a symlink, or added to a
+    // cron line, cannot take a signed entry out of the compare (ADR 0025). The exclusion is examined by name too, from
+    // the lookups' byte budget.
+    const recordedExclusions = normaliseRoots(header.exclude);
+    const addedExclusions = excluded.filter((x) => !recordedExclusions.some((r) => isWithin(x, r)));
+    const exclusionEntries = new Map<string, Promise<FileEntry>>();
+    const excludedNow = async (path: string): Promise<FileEntry | null> => {
+      const x = addedExclusions.find((a) => isWithin(path, a));
+      if (x === undefined) return null;
+      let entry = exclusionEntries.get(x);
+      if (entry === undefined) {
+        entry = lookUpEntry(x, { fs, budget: lookups.budget, ...(options.maxFileBytes === undefined ? {} : { maxFileBytes: options.maxFileBytes }) });
+        exclusionEntries.set(x, entry);
+      }
+      return entry;
+    };
     const release = fs.hold?.() ?? ((): void => {});
     try {
       for await (const event of diffEntries(reader.entries(), tapScan(scan, collector), roots, lookups.lookUp, excludedNow)) collector.addDiff(event);
@@ -283,7 +292,10 @@ export async function compareBaseline(options: CompareBaselineOptions): Promise<
     const digest = reader.integrity.digest;
     const newer = digest === null ? null : await supersededAsRecordedOrNow(options.supersededBy, header, digest, fs);
     if (newer !== null) collector.setSuperseded(newer, options.baseline, header.createdAt);
-    return { header, roots, integrity: reader.integrity, totals: { ...collector.totals }, findings: collector.findings() };
+    return {
+      header, roots, integrity: reader.integrity, totals: { ...collector.totals }, findings: collector.findings(),
+      exclusions: excluded.map((path) => ({ path, recorded: !addedExclusions.includes(path) })),
+    };
   } finally {
     // Closed before the compare returns or throws: a caller that runs compares on a schedule keeps no descriptor.
     if (!stream.closed) await new Promise<void>((resolve) => stream.once("close", () => resolve()).destroy());

@@ -1,6 +1,7 @@
 // Compares a baseline with a fresh scan by merging the two sorted streams (bounded memory) and
 // says, per path, whether it was added, removed, or changed in content or only in metadata.
 import { comparePaths, isWithin, type FileEntry } from "./entry.ts";
+import { NOT_LISTED } from "./scan.ts";
 
 export type DiffKind = "added" | "removed" | "changed";
 
@@ -107,6 +108,20 @@ async function nextOf<T>(it: AsyncIterator<T>): Promise<T | null> {
   return r.done ? null : r.value;
 }
 
+/**
+ * The event for a path recorded in the baseline that is, or is under, a directory this compare excludes (and the
+ * baseline did not), examined by name now. A directory there is compared as one listed on both sides, its inode
+ * aside: what comes and goes in it, and its being made afresh, are what the compare was told to leave out, and the
+ * baseline's own entries under it are looked up one by one. But when its owner, mode or attributes moved (a chmod
+ * 0700 that keeps a monitor without root from its entries; an ACL, which moves the ctime alone), what it holds is not
+ * verified: it is compared by its times as one not listable. Any other type is compared as usual.
+ */
+function excludedPair(b: FileEntry, now: FileEntry): DiffEvent | null {
+  if (b.type !== "dir" || now.type !== "dir") return pairEvent(b, now);
+  const listed = pairEvent(b, { ...now, status: b.status, error: b.error, ino: b.ino });
+  return listed === null ? null : pairEvent(b, { ...now, status: "unreadable", error: now.error ?? NOT_LISTED });
+}
+
 /** The event for one path recorded in the baseline and found now, or null when nothing differs. */
 function pairEvent(b: FileEntry, c: FileEntry): DiffEvent | null {
   // Nothing was recorded of what this path held (lstat failed then): what it holds now is new to the baseline,
@@ -126,8 +141,8 @@ function pairEvent(b: FileEntry, c: FileEntry): DiffEvent | null {
  * With `lookUp`, what the baseline recorded under a directory the scan could not list is examined by name
  * (scan.ts lookUpEntry) and compared, not reported as removed: a setuid program trojaned in place there is a change.
  * With `excludedNow` as well, so is what it recorded under a directory this compare excludes and the baseline did not
- * (the directory examined now, as lookUpEntry has it; of the exclusion itself, its type, owner, mode and mount): a
- * compare's exclusion leaves out what is new under it, never what the signed baseline covers.
+ * (the directory examined now, as lookUpEntry has it; directories there, the exclusion's own included, as excludedPair
+ * compares them): a compare's exclusion leaves out what is new under it, never what the signed baseline covers.
  *
  * @example
  * for await (const d of diffEntries(reader.entries(), scanTree(roots), roots)) console.log(d.kind, d.path);
@@ -175,15 +190,11 @@ export async function* diffEntries(
     if (found === null && lookUp !== undefined && excludedNow !== undefined) {
       const exclusion = await excludedNow(e.path);
       if (exclusion !== null) {
-        // The excluded directory itself: its type, owner and mode are compared, not what its entries move (its times,
-        // inode and size: the compare was told to leave out what comes and goes in it).
-        if (exclusion.path === e.path) {
-          if (exclusion.status === "vanished") return removed;
-          return pairEvent(e, { ...exclusion, status: e.status, error: e.error, size: e.size, mtime: e.mtime, ctime: e.ctime, ino: e.ino });
-        }
+        if (exclusion.path === e.path) return exclusion.status === "vanished" ? removed : excludedPair(e, exclusion);
         // Gone or no longer a directory: what was recorded under it is gone too.
         if (exclusion.type !== "dir" || exclusion.status === "vanished") return removed;
         found = await lookUp(e.path, exclusion);
+        if (found.status !== "vanished") return excludedPair(e, found);
       }
     }
     if (found === null || found.status === "vanished") return removed;

@@ -42,6 +42,8 @@ async function pinAs(fs: ScanFS, path: string, expected: FileEntry): Promise<boo
 export function createLookUp(options: { fs: ScanFS; maxFileBytes?: number; maxScanBytes?: number; examined: (entry: FileEntry) => void }): {
   lookUp: (path: string, under: FileEntry) => Promise<FileEntry>;
   close: () => void;
+  /** The byte budget its lookups draw from, for an entry examined by name outside them (check.ts: an exclusion). */
+  budget: ScanBudget;
 } {
   const { fs } = options;
   const budget: ScanBudget = { remaining: options.maxScanBytes ?? DEFAULT_MAX_SCAN_BYTES };
@@ -99,5 +101,5 @@ export function createLookUp(options: { fs: ScanFS; maxFileBytes?: number; maxSc
   const close = (): void => {
     while (chain.length > 0) unpin(chain.pop() as Level);
   };
-  return { lookUp, close };
+  return { lookUp, close, budget };
 }

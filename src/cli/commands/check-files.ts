@@ -162,10 +162,14 @@ async function run(ctx: CliContext, paths: string[], opts: FilesOptions): Promis
   return finishCheck(ctx, opts, {
     check: "files",
     findings: r.findings,
-    extra: { baseline, createdAt: r.header.createdAt, roots: r.roots, trusted: r.integrity.trusted, totals: r.totals },
+    extra: { baseline, createdAt: r.header.createdAt, roots: r.roots, exclusions: r.exclusions, trusted: r.integrity.trusted, totals: r.totals },
     summary: [
       `baseline ${shown(baseline)} of ${shown(r.header.createdAt)}: ${trust}`,
       `compared ${r.totals.scanned} entries under ${r.roots.map(shown).join(", ")}: ${r.totals.added} added, ${r.totals.removed} removed, ${r.totals.changed} changed`,
+      // The exclusions as resolved now: one spelled through a symlink someone re-pointed names another directory.
+      ...(r.exclusions.length === 0 ? [] : [
+        `excluded ${r.exclusions.slice(0, 10).map((x) => `${shown(x.path)}${x.recorded ? "" : " (not recorded in the baseline: only what is new there was left out)"}`).join(", ")}${r.exclusions.length > 10 ? ` and ${r.exclusions.length - 10} more` : ""}`,
+      ]),
     ],
   });
 }
