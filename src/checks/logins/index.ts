@@ -171,6 +171,33 @@ const medianOfHours = (counts: Iterable<number>, hours: number): number => {
   return k < zeros ? 0 : (sorted[k - zeros] ?? 0);
 };
 
+/** A period's usual: the median of the hours kept, and of each hour of the day (UTC), by HOURS_A_DAY index. */
+interface Usual {
+  median: number;
+  byHourOfDay: number[];
+}
+const HOURS_A_DAY = 24;
+
+/**
+ * The usual of a period's hours (failedBefore), those above `factor` times the `older` period's usual for the same hour
+ * of the day left out (a wave's, not the usual); all kept without an older period. Where nothing is kept (an hour of
+ * the day, or the whole period), the older usual stands.
+ */
+function usualOf(period: { hours: number[]; firstHour: number }, older: Usual | null, factor: number): Usual {
+  const byHour: number[][] = Array.from({ length: HOURS_A_DAY }, () => []);
+  const kept: number[] = [];
+  period.hours.forEach((n, i) => {
+    const hourOfDay = (period.firstHour + i) % HOURS_A_DAY;
+    if (older !== null && n > factor * Math.max(older.byHourOfDay[hourOfDay]!, 1)) return;
+    byHour[hourOfDay]!.push(n);
+    kept.push(n);
+  });
+  return {
+    median: kept.length > 0 ? median(kept) : (older?.median ?? 0),
+    byHourOfDay: byHour.map((values, h) => (values.length > 0 ? median(values) : (older?.byHourOfDay[h] ?? 0))),
+  };
+}
+
 /**
  * Reads the window's login events and returns the findings: `logins.failure-wave` per wave, `logins.spraying-address`
  * for addresses working through many accounts, `logins.guessed-account` for accounts guessed from any number of
@@ -227,18 +254,16 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
   // oldest of three taken as it is) are a wave's, not the usual: left out of its median. A campaign reported as a wave
   // every day (18 an hour against a usual 2) so becomes the usual only once it fills the oldest period too, three weeks
   // of daily reports; one paced under five times the usual can still raise it, by less than five times a week
-  // (test/logins-thirtyeight-b-red-team.test.ts).
+  // (test/logins-thirtyeight-b-red-team.test.ts). The bar is each hour of the day's own (usualOf): a site busy in
+  // working hours is not judged by its nights because a holiday made the older period's median a quiet hour
+  // (test/logins-thirtynine-red-team.test.ts).
   const previous = before !== null && before.hours.length > 0 ? await failedBefore(database, since - 2 * period, since - period) : null;
   const oldest = previous !== null && previous.hours.length > 0 ? await failedBefore(database, since - 3 * period, since - 2 * period) : null;
-  const usualAfter = (hours: number[], older: number | null): number => {
-    if (older === null) return median(hours);
-    const bar = options.waveFactor * Math.max(older, 1);
-    const usualHours = hours.filter((n) => n <= bar);
-    return usualHours.length === 0 ? older : median(usualHours);
-  };
-  const oldestUsual = oldest !== null && oldest.hours.length > 0 ? median(oldest.hours) : null;
-  const previousUsual = previous !== null && previous.hours.length > 0 ? usualAfter(previous.hours, oldestUsual) : null;
-  const usual = before !== null && before.hours.length > 0 ? Math.min(usualAfter(before.hours, previousUsual), previousUsual ?? Infinity) : windowMedian;
+  const oldestUsual = oldest !== null && oldest.hours.length > 0 ? usualOf(oldest, null, options.waveFactor) : null;
+  const previousUsual = previous !== null && previous.hours.length > 0 ? usualOf(previous, oldestUsual, options.waveFactor) : null;
+  const usual = before !== null && before.hours.length > 0
+    ? Math.min(usualOf(before, previousUsual, options.waveFactor).median, previousUsual?.median ?? Infinity)
+    : windowMedian;
   const usualFrom = before !== null && before.hours.length > 0 ? "before-window" : "window";
   const thresholds = WAVE_SPAN_HOURS.map((hours) => ({ hours, at: Math.max(options.waveMin, options.waveFactor * Math.max(usual, 1) * hours) }));
 
@@ -246,12 +271,13 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
   // it written late (below): kept when one was.
   // Typos are not a wave: a failure its account's own sign-in from a browser it knew, from the same address, followed
   // within minutes is left out of the counts, and the waves found again (a newsletter day of readers mistyping once
-  // each is not a stuffing campaign). Read only over the waves found first, so a quiet day costs nothing more.
+  // each is not a stuffing campaign). Read over the whole range once a wave is found (the second pass may find one
+  // elsewhere, its typos counted too), so a quiet day costs nothing more.
   const firstBucket = Math.floor(countedFrom / BUCKET_MS);
   const endBucket = Math.ceil(until / BUCKET_MS);
   const firstSpans = findWaves(byBucket, firstBucket, endBucket, thresholds, usual);
   const typos = firstSpans.length === 0 ? new Map<number, number>()
-    : await typosByBucket(database, firstSpans[0]!.first * BUCKET_MS, (firstSpans.at(-1)!.last + 1) * BUCKET_MS, BUCKET_MS);
+    : await typosByBucket(database, countedFrom, until, BUCKET_MS);
   const counted = typos.size === 0 ? byBucket : new Map([...byBucket].map(([b, c]) => [b, { ...c, n: c.n - (typos.get(b) ?? 0) }]));
   const waveSpans = (typos.size === 0 ? firstSpans : findWaves(counted, firstBucket, endBucket, thresholds, usual))
     .filter((w) => (w.last + 1) * BUCKET_MS > judgedFrom);
