@@ -37,6 +37,12 @@ function elements(addresses: string[]): string[] {
   return lines;
 }
 
+/** The 64:ff9b::/96 address of the IPv4 address next to `ipv4` (its last bit flipped). */
+function translatedNeighbour(ipv4: string): string {
+  const [a, b, c, d] = ipv4.split(".").map(Number) as [number, number, number, number];
+  return `64:ff9b::${((a << 8) | b).toString(16)}:${((c << 8) | (d ^ 1)).toString(16)}`;
+}
+
 /**
  * Renders the sets. Load with `nft -f FILE`, then match with e.g.
  * `ip saddr @authlog_offenders_v4 tcp dport 22 drop` (and likewise `ip6 saddr` for the _v6 and _v6_nets sets).
@@ -51,15 +57,22 @@ export function renderNft(addresses: readonly string[], options: NftOptions = {}
   const ignore = options.ignore ?? new IgnoreList();
   const kept: string[] = [];
   const skipped: string[] = [];
+  // The IPv4 clients of the 64:ff9b::/96 addresses, decided on their own (below).
+  const embedded = new Set<string>();
   for (const a of new Set(addresses)) {
     // A link-local address is kept with its zone (address.ts): fe80::1 on eth0 and on eth1 are two hosts, and an
     // ipv6_addr set has no interface, so the set would block the address on every link (a guest on eth0 could give
     // itself the admin's address on eth1 and have it blocked). Listed instead, for a rule with iifname by hand; the
     // zone is [A-Za-z0-9_.-] only (scanAddress), so it cannot end the comment.
     const zone = a.indexOf("%");
-    // A 64:ff9b::/96 address is one IPv4 client (address.ts clientKeyOf): what keeps that IPv4 address out keeps it out.
+    // A 64:ff9b::/96 address is one IPv4 client (address.ts clientKeyOf): what keeps that IPv4 address out keeps both
+    // forms out; what keeps the translated form out (an --ignore of the translator's prefix) keeps only that form out,
+    // and the IPv4 client, which may have offended natively too, is still blocked.
     const client = clientKeyOf(a);
     const clientReason = client === a ? null : ignore.reason(client);
+    // An --ignore of this translated address alone names the client: both forms out. One covering its neighbours too
+    // (the translator's prefix) says nothing of the client.
+    if (client !== a && clientReason === null && (ignore.reason(a) === null || ignore.reason(translatedNeighbour(client)) !== null)) embedded.add(client);
     const reason = zone > 0 ? `link-local, on interface ${a.slice(zone + 1)} only: block with iifname by hand` : (ignore.reason(a) ?? (clientReason && `its IPv4 client ${client}: ${clientReason}`));
     // Only a valid IP address or /64 (net.isIP) has a reason: no newline can end the comment early.
     if (reason === null) kept.push(a);
@@ -70,7 +83,7 @@ export function renderNft(addresses: readonly string[], options: NftOptions = {}
   // well-known /96 the IPv4 address it embeds goes into the _v4 set too: the analyzer counts the two as one client and
   // shows the translated form once a failure came that way, so both ways in are blocked (on a host the translator
   // alone reaches, the IPv4 element matches nothing).
-  const v4 = [...new Set(kept.map(clientKeyOf).filter((a) => addressFamily(a) === 4))].sort();
+  const v4 = [...new Set([...kept.filter((a) => addressFamily(a) === 4), ...embedded])].sort();
   const nets = kept.filter(isIPv6Prefix).sort();
   const v6 = kept.filter((a) => addressFamily(a) === 6 && !isIPv6Prefix(a)).sort();
   const names = addresses.filter((a) => addressFamily(a) === 0);
