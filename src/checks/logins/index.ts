@@ -267,8 +267,6 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
   const usualFrom = before !== null && before.hours.length > 0 ? "before-window" : "window";
   const thresholds = WAVE_SPAN_HOURS.map((hours) => ({ hours, at: Math.max(options.waveMin, options.waveFactor * Math.max(usual, 1) * hours) }));
 
-  // A wave that ended before the window (after judgedFrom) is the run before's, judged again only for a sign-in during
-  // it written late (below): kept when one was.
   // Typos are not a wave: a failure its account's own sign-in from a browser it knew, from the same address, followed
   // within minutes is left out of the counts, and the waves found again (a newsletter day of readers mistyping once
   // each is not a stuffing campaign). Read over the whole range once a wave is found (the second pass may find one
@@ -279,6 +277,8 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
   const typos = firstSpans.length === 0 ? new Map<number, number>()
     : await typosByBucket(database, countedFrom, until, BUCKET_MS);
   const counted = typos.size === 0 ? byBucket : new Map([...byBucket].map(([b, c]) => [b, { ...c, n: c.n - (typos.get(b) ?? 0) }]));
+  // A wave that ended before the window (after judgedFrom) is the run before's, judged again only for a sign-in during
+  // it written late (below): kept when one was.
   const waveSpans = (typos.size === 0 ? firstSpans : findWaves(counted, firstBucket, endBucket, thresholds, usual))
     .filter((w) => (w.last + 1) * BUCKET_MS > judgedFrom);
   const waveEnded = waveSpans.map((w) => (w.last + 1) * BUCKET_MS <= since);
