@@ -166,12 +166,24 @@ async function run(ctx: CliContext, paths: string[], opts: FilesOptions): Promis
     summary: [
       `baseline ${shown(baseline)} of ${shown(r.header.createdAt)}: ${trust}`,
       `compared ${r.totals.scanned} entries under ${r.roots.map(shown).join(", ")}: ${r.totals.added} added, ${r.totals.removed} removed, ${r.totals.changed} changed`,
-      // The exclusions as resolved now: one spelled through a symlink someone re-pointed names another directory.
-      ...(r.exclusions.length === 0 ? [] : [
-        `excluded ${r.exclusions.slice(0, 10).map((x) => `${shown(x.path)}${x.recorded ? "" : " (not recorded in the baseline: only what is new there was left out)"}`).join(", ")}${r.exclusions.length > 10 ? ` and ${r.exclusions.length - 10} more` : ""}`,
-      ]),
+      // The exclusions as resolved now: one spelled through a symlink someone re-pointed names another directory. Those
+      // the baseline did not record are named first.
+      ...(r.exclusions.length === 0 ? [] : [excludedLine(r.exclusions)]),
     ],
   });
+}
+
+/** Exclusions named in a compare's summary (those the baseline did not record first); the rest are counted. */
+const EXCLUSIONS_NAMED = 10;
+
+/** The summary's line of the exclusions a compare applied (CompareBaselineResult.exclusions). */
+function excludedLine(exclusions: ReadonlyArray<{ path: string; recorded: boolean }>): string {
+  const ordered = [...exclusions.filter((x) => !x.recorded), ...exclusions.filter((x) => x.recorded)];
+  const named = ordered.slice(0, EXCLUSIONS_NAMED).map((x) => `${shown(x.path)}${x.recorded ? "" : " (not recorded in the baseline: only what is new there was left out)"}`);
+  const rest = ordered.slice(EXCLUSIONS_NAMED);
+  const restAdded = rest.filter((x) => !x.recorded).length;
+  const more = rest.length === 0 ? "" : ` and ${rest.length} more${restAdded > 0 ? ` (${restAdded} of them not recorded in the baseline; --json lists them)` : ""}`;
+  return `excluded ${named.join(", ")}${more}`;
 }
 
 export default {
