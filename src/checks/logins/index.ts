@@ -171,30 +171,41 @@ const medianOfHours = (counts: Iterable<number>, hours: number): number => {
   return k < zeros ? 0 : (sorted[k - zeros] ?? 0);
 };
 
-/** A period's usual: the median of the hours kept, and of each hour of the day (UTC), by HOURS_A_DAY index. */
+/**
+ * A period's usual: the median of the hours kept, and of each hour of the day (UTC), by HOURS_A_DAY index (null for an
+ * hour of the day no period held: a store younger than its periods).
+ */
 interface Usual {
   median: number;
-  byHourOfDay: number[];
+  byHourOfDay: Array<number | null>;
 }
 const HOURS_A_DAY = 24;
+/**
+ * Days of an hour of the day a period must hold for its median to be that hour's usual: one evening of a store
+ * installed at 19:00 is no usual evening (its quiet hours left the next period's busy evenings out as waves).
+ */
+const MIN_DAYS_AN_HOUR = 3;
 
 /**
  * The usual of a period's hours (failedBefore), those above `factor` times the `older` period's usual for the same hour
- * of the day left out (a wave's, not the usual); all kept without an older period. Where nothing is kept (an hour of
- * the day, or the whole period), the older usual stands.
+ * of the day left out (a wave's, not the usual); all kept without an older period, or for an hour of the day it held
+ * on fewer than MIN_DAYS_AN_HOUR days (a store installed in the evening: its first period's mornings are no quiet
+ * ones, nor is its one evening a usual evening). Where nothing is kept (an hour of the day, or the whole period), the
+ * older usual stands.
  */
 function usualOf(period: { hours: number[]; firstHour: number }, older: Usual | null, factor: number): Usual {
   const byHour: number[][] = Array.from({ length: HOURS_A_DAY }, () => []);
   const kept: number[] = [];
   period.hours.forEach((n, i) => {
     const hourOfDay = (period.firstHour + i) % HOURS_A_DAY;
-    if (older !== null && n > factor * Math.max(older.byHourOfDay[hourOfDay]!, 1)) return;
+    const olderHour = older?.byHourOfDay[hourOfDay] ?? null;
+    if (olderHour !== null && n > factor * Math.max(olderHour, 1)) return;
     byHour[hourOfDay]!.push(n);
     kept.push(n);
   });
   return {
     median: kept.length > 0 ? median(kept) : (older?.median ?? 0),
-    byHourOfDay: byHour.map((values, h) => (values.length > 0 ? median(values) : (older?.byHourOfDay[h] ?? 0))),
+    byHourOfDay: byHour.map((values, h) => (values.length >= MIN_DAYS_AN_HOUR ? median(values) : (older?.byHourOfDay[h] ?? null))),
   };
 }
 
@@ -276,7 +287,8 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
   const firstSpans = findWaves(byBucket, firstBucket, endBucket, thresholds, usual);
   const typos = firstSpans.length === 0 ? new Map<number, number>()
     : await typosByBucket(database, countedFrom, until, BUCKET_MS);
-  const counted = typos.size === 0 ? byBucket : new Map([...byBucket].map(([b, c]) => [b, { ...c, n: c.n - (typos.get(b) ?? 0) }]));
+  // (At least 0: typos written between the two reads, beside a live server, are not subtracted from failures never counted.)
+  const counted = typos.size === 0 ? byBucket : new Map([...byBucket].map(([b, c]) => [b, { ...c, n: Math.max(0, c.n - (typos.get(b) ?? 0)) }]));
   // A wave that ended before the window (after judgedFrom) is the run before's, judged again only for a sign-in during
   // it written late (below): kept when one was.
   const waveSpans = (typos.size === 0 ? firstSpans : findWaves(counted, firstBucket, endBucket, thresholds, usual))
