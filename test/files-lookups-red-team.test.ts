@@ -29,7 +29,7 @@ import { systemRandom } from "../src/lib/random.ts";
 import { openSQLite } from "../src/store/database.ts";
 import { migrate } from "../src/store/migrator.ts";
 import { verifyWatchingOpens } from "./helpers/checks.ts";
-import { asNobody, cliSite, compareJSON, denying, errno, highFor, pathsIn, summary, superseded } from "./helpers/files-red-team.ts";
+import { asNobody, cliSite, compareJSON, denying, errno, highFor, mountNamespaces, openFds, pathsIn, setuidScript, summary, superseded } from "./helpers/files-red-team.ts";
 
 const signer = testSigner();
 const clock = new ManualClock();
@@ -43,22 +43,6 @@ const reasonFor = (findings: readonly Finding[], path: string): string | null =>
   for (const f of findings) for (const e of (f.evidence["entries"] as Array<{ path: string; reason?: string }> | undefined) ?? []) if (e.path === path && e.reason) return e.reason;
   return null;
 };
-
-/** Open descriptors of this process. */
-const openFds = (): number => readdirSync("/proc/self/fd").length;
-
-/** Writes a setuid shell script, the genuine one or the trojan. */
-function setuidScript(path: string, trojan = false): void {
-  writeFileSync(path, trojan ? "#!/bin/sh\nexec /bin/sh -p # trojan\n" : "#!/bin/sh\necho genuine\n");
-  chmodSync(path, 0o4755);
-}
-
-/** Whether this sandbox lets root make a private mount namespace (unshare -m) and mount in it. */
-const mountNamespaces: boolean = (() => {
-  if (!isRoot) return false;
-  const r = spawnSync("unshare", ["-m", "sh", "-c", "mount -t tmpfs probe /mnt"], { stdio: "ignore" });
-  return r.status === 0;
-})();
 
 /**
  * Runs `body` (TypeScript, top-level await; `SRC` is the src/ URL, `argv` its arguments) in a child of the pinned node,

@@ -41,7 +41,7 @@
 // Temp dirs only, removed after the file (treeSandboxes); the CLI runs in this process against a fresh data dir.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { chmodSync, copyFileSync, mkdirSync, readdirSync, renameSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdirSync, renameSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { AuditLog } from "../src/audit/audit-log.ts";
@@ -53,27 +53,12 @@ import { ManualClock, systemClock } from "../src/lib/clock.ts";
 import { systemRandom } from "../src/lib/random.ts";
 import { openSQLite } from "../src/store/database.ts";
 import { migrate } from "../src/store/migrator.ts";
-import { asNobody, cliSite, compareJSON, errno, highFor, pathsIn, summary, superseded } from "./helpers/files-red-team.ts";
+import { asNobody, cliSite, compareJSON, errno, highFor, openFds, pathsIn, repoint, setuidScript, summary, superseded } from "./helpers/files-red-team.ts";
 
 const signer = testSigner();
 const clock = new ManualClock();
 const sandbox = treeSandboxes("bulwark-redteam38b-files-");
 const isRoot = process.getuid?.() === 0;
-
-/** Open descriptors of this process. */
-const openFds = (): number => readdirSync("/proc/self/fd").length;
-
-/** Writes a setuid shell script, the genuine one or the trojan. */
-function setuidScript(path: string, trojan = false): void {
-  writeFileSync(path, trojan ? "#!/bin/sh\nexec /bin/sh -p # trojan\n" : "#!/bin/sh\necho genuine\n");
-  chmodSync(path, 0o4755);
-}
-
-/** Makes `link` a symlink to `target`, replacing the one there (ln -sfn). */
-function repoint(link: string, target: string): void {
-  unlinkSync(link);
-  symlinkSync(target, link);
-}
 
 /** A file system of its own (its own directory cache, pins and realpath) that cannot list `dirs`, as an LSM denial. */
 function denyingOwn(dirs: readonly string[]): ScanFS {

@@ -36,7 +36,7 @@
 // Temp dirs only, removed after the file (treeSandboxes); the CLI runs in this process against a fresh data dir.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { chmodSync, copyFileSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, truncateSync, unlinkSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, truncateSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import type { Finding } from "../src/checks/finding.ts";
@@ -45,22 +45,13 @@ import { createNodeScanFS, type ScanFS } from "../src/checks/files/hash-file.ts"
 import { nodeScanFS } from "../src/checks/files/scan.ts";
 import { ratingsOf, testSigner, treeSandboxes } from "../src/checks/files/test-helpers.ts";
 import { ManualClock } from "../src/lib/clock.ts";
-import { cliSite, compareJSON, denying, highFor, pathsIn, summary, superseded } from "./helpers/files-red-team.ts";
+import { cliSite, compareJSON, denying, highFor, openFds, pathsIn, setuidScript, summary, superseded } from "./helpers/files-red-team.ts";
 
 const signer = testSigner();
 const clock = new ManualClock();
 const sandbox = treeSandboxes("bulwark-redteam38-files-");
 const KiB = 1024;
 const MiB = 1024 * KiB;
-
-/** Open descriptors of this process. */
-const openFds = (): number => readdirSync("/proc/self/fd").length;
-
-/** Writes a setuid shell script, the genuine one or the trojan. */
-function setuidScript(path: string, trojan = false): void {
-  writeFileSync(path, trojan ? "#!/bin/sh\nexec /bin/sh -p # trojan\n" : "#!/bin/sh\necho genuine\n");
-  chmodSync(path, 0o4755);
-}
 
 /** The reason a finding gives for `path`, or null. */
 const reasonFor = (findings: readonly Finding[], path: string): string | null => {

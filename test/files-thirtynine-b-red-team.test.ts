@@ -52,20 +52,13 @@ import type { Finding } from "../src/checks/finding.ts";
 import { compareBaseline, createBaseline } from "../src/checks/files/check.ts";
 import { ratingsOf, testSigner, treeSandboxes } from "../src/checks/files/test-helpers.ts";
 import { ManualClock } from "../src/lib/clock.ts";
-import { cliSite, compareJSON, denying, grantACL, highFor, pathsIn, summary } from "./helpers/files-red-team.ts";
+import { cliSite, compareJSON, denying, grantACL, highFor, mountNamespaces, pathsIn, setuidScript, summary } from "./helpers/files-red-team.ts";
 
 const signer = testSigner();
 const clock = new ManualClock();
 const sandbox = treeSandboxes("bulwark-redteam39b-files-");
-const isRoot = process.getuid?.() === 0;
 const NODE = process.execPath;
 const SRC = new URL("../src/", import.meta.url).href;
-
-/** Writes a setuid shell script, the genuine one or the trojan. */
-function setuidScript(path: string, trojan = false): void {
-  writeFileSync(path, trojan ? "#!/bin/sh\nexec /bin/sh -p # trojan\n" : "#!/bin/sh\necho genuine\n");
-  chmodSync(path, 0o4755);
-}
 
 /** mkdir with an exact mode (the umask aside). */
 function mkdirMode(path: string, mode = 0o755): void {
@@ -260,13 +253,6 @@ describe("what a directory under a compare-only exclusion moved", () => {
 // ---------------------------------------------------------------------------------------------------------------------
 // A mount over a subdirectory of the exclusion
 // ---------------------------------------------------------------------------------------------------------------------
-
-/** Whether this sandbox lets root make a private mount namespace (unshare -m) and mount in it. */
-const mountNamespaces: boolean = (() => {
-  if (!isRoot) return false;
-  const r = spawnSync("unshare", ["-m", "sh", "-c", "mount -t tmpfs probe /mnt"], { stdio: "ignore" });
-  return r.status === 0;
-})();
 
 describe("a file system mounted over a recorded subdirectory of the exclusion", () => {
   // No --one-file-system. The intruder mounts a tmpfs (chmod 0755 like the directory it hides) over tree/lib/sub holding

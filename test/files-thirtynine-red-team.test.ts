@@ -39,7 +39,7 @@
 // fresh data dir; the mount test runs in a child of the pinned node in a private mount namespace.
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { type BigIntStats, chmodSync, copyFileSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
+import { type BigIntStats, chmodSync, copyFileSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import type { Finding } from "../src/checks/finding.ts";
@@ -47,7 +47,7 @@ import { compareBaseline, createBaseline } from "../src/checks/files/check.ts";
 import { createNodeScanFS, type OpenFile, type ScanFS } from "../src/checks/files/hash-file.ts";
 import { ratingsOf, testSigner, treeSandboxes } from "../src/checks/files/test-helpers.ts";
 import { ManualClock } from "../src/lib/clock.ts";
-import { asNobody, cliSite, compareJSON, grantACL, highFor, pathsIn, summary } from "./helpers/files-red-team.ts";
+import { asNobody, cliSite, compareJSON, grantACL, highFor, mountNamespaces, openFds, pathsIn, repoint, setuidScript, summary } from "./helpers/files-red-team.ts";
 
 const signer = testSigner();
 const clock = new ManualClock();
@@ -55,21 +55,6 @@ const sandbox = treeSandboxes("bulwark-redteam39-files-");
 const isRoot = process.getuid?.() === 0;
 const NODE = process.execPath;
 const SRC = new URL("../src/", import.meta.url).href;
-
-/** Open descriptors of this process. */
-const openFds = (): number => readdirSync("/proc/self/fd").length;
-
-/** Writes a setuid shell script, the genuine one or the trojan. */
-function setuidScript(path: string, trojan = false): void {
-  writeFileSync(path, trojan ? "#!/bin/sh\nexec /bin/sh -p # trojan\n" : "#!/bin/sh\necho genuine\n");
-  chmodSync(path, 0o4755);
-}
-
-/** Makes `link` a symlink to `target`, replacing the one there (ln -sfn). */
-function repoint(link: string, target: string): void {
-  unlinkSync(link);
-  symlinkSync(target, link);
-}
 
 /** Every change a finding lists for `path`. */
 function changesOf(findings: readonly Finding[], path: string): string[] {
@@ -499,13 +484,6 @@ describe("bulwark check files --compare … --exclude …", () => {
 // ---------------------------------------------------------------------------------------------------------------------
 // --one-file-system
 // ---------------------------------------------------------------------------------------------------------------------
-
-/** Whether this sandbox lets root make a private mount namespace (unshare -m) and mount in it. */
-const mountNamespaces: boolean = (() => {
-  if (!isRoot) return false;
-  const r = spawnSync("unshare", ["-m", "sh", "-c", "mount -t tmpfs probe /mnt"], { stdio: "ignore" });
-  return r.status === 0;
-})();
 
 describe("--one-file-system and a mount over the exclusion", () => {
   // A baseline recorded with --one-file-system; the intruder mounts a tmpfs over tree/lib holding a trojaned helper; the

@@ -67,7 +67,7 @@ import { checkLogins, DEFAULT_LOGINS_OPTIONS, type LoginsCheckOptions, type Logi
 import { failedBefore, guessesByAccount, typosByBucket } from "../src/checks/logins/queries.ts";
 import type { Severity } from "../src/checks/finding.ts";
 import { openPostgres, type Database } from "../src/store/database.ts";
-import { failedLoginRow as wrong, quietHours as quiet, rawAuditStore, signInRow as signIn, type AuditRow } from "./helpers/audit-rows.ts";
+import { failedLoginRow as wrong, quietHours as quiet, rawAuditStore, signInRow as signIn, type AuditRow, botnet, spread, sumOf as sum, typo } from "./helpers/audit-rows.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
 
 const MINUTE = 60_000;
@@ -84,25 +84,6 @@ const names = (r: LoginsReport, session: string): boolean => r.findings.some((f)
 const byTime = (rows: AuditRow[]): AuditRow[] => rows.sort((a, b) => a.at - b.at);
 const ids = (r: LoginsReport): string => JSON.stringify(r.findings.map((f) => [f.id, f.severity]));
 const waves = (r: LoginsReport): string => JSON.stringify(r.waves.map((w) => [w.from, w.to, w.failed]));
-const sum = (m: Map<number, number>): number => [...m.values()].reduce((a, b) => a + b, 0);
-
-/** A botnet: each failure on an account of its own (`id:` when `unknown`) from an address of its own. */
-function botnet(prefix: string, unknown = false): (at: number) => AuditRow {
-  let i = 0;
-  return (at) => {
-    i++;
-    return wrong(`${unknown ? "id:" : "usr_"}${prefix}${i}`, at, `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`);
-  };
-}
-
-/** `n` failures spread evenly over the hour starting at `hour` (from its 30th second to its last minute). */
-const spread = (hour: number, n: number, one: (at: number) => AuditRow): AuditRow[] =>
-  Array.from({ length: n }, (_, j) => one(hour + 30_000 + Math.floor((j * (HOUR - 60_000)) / n)));
-
-/** A typo: the failure, and the account's own sign-in `after` ms later from `signInIp` and a known browser. */
-const typo = (user: string, at: number, ip: string, session: string, after = 30_000, signInIp = ip): AuditRow[] =>
-  [wrong(user, at, ip), signIn(user, at + after, signInIp, { newDevice: false, failuresBefore: 1, session })];
-
 /** The working day's failures (30 an hour on mistyped identifiers, with quiet()'s 2: 32), 08:00–21:00 UTC of `day`. */
 const WORKING_HOURS = [8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20];
 const workingDay = (day: number, busy: (at: number) => AuditRow): AuditRow[] => WORKING_HOURS.flatMap((h) => spread(day + h * HOUR, 30, busy));

@@ -73,7 +73,7 @@ import { checkLogins, DEFAULT_LOGINS_OPTIONS, type LoginsCheckOptions, type Logi
 import { guessesByAccount, typosByBucket } from "../src/checks/logins/queries.ts";
 import type { Severity } from "../src/checks/finding.ts";
 import type { Database } from "../src/store/database.ts";
-import { failedLoginRow as wrong, quietHours as quiet, rawAuditStore, signInRow as signIn, type AuditRow } from "./helpers/audit-rows.ts";
+import { failedLoginRow as wrong, quietHours as quiet, rawAuditStore, signInRow as signIn, type AuditRow, botnet, spread, sumOf as sum, typo } from "./helpers/audit-rows.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
 
 const MINUTE = 60_000;
@@ -89,25 +89,6 @@ const worst = (r: LoginsReport): Severity | "none" => (["critical", "high", "med
 const names = (r: LoginsReport, session: string): boolean => r.findings.some((f) => JSON.stringify(f.evidence).includes(`"${session}"`));
 const byTime = (rows: AuditRow[]): AuditRow[] => rows.sort((a, b) => a.at - b.at);
 const ids = (r: LoginsReport): string => JSON.stringify(r.findings.map((f) => [f.id, f.severity]));
-const sum = (m: Map<number, number>): number => [...m.values()].reduce((a, b) => a + b, 0);
-
-/** A botnet: each failure on an account of its own (`id:` when `unknown`) from an address of its own. */
-function botnet(prefix: string, unknown = false): (at: number) => AuditRow {
-  let i = 0;
-  return (at) => {
-    i++;
-    return wrong(`${unknown ? "id:" : "usr_"}${prefix}${i}`, at, `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`);
-  };
-}
-
-/** `n` failures spread evenly over the hour starting at `hour` (from its 30th second to its last minute). */
-const spread = (hour: number, n: number, one: (at: number) => AuditRow): AuditRow[] =>
-  Array.from({ length: n }, (_, j) => one(hour + 30_000 + Math.floor((j * (HOUR - 60_000)) / n)));
-
-/** A typo: the failure, and the account's own sign-in `after` ms later from the same address and a known browser. */
-const typo = (user: string, at: number, ip: string, session: string, after = 30_000, signInIp = ip): AuditRow[] =>
-  [wrong(user, at, ip), signIn(user, at + after, signInIp, { newDevice: false, failuresBefore: 1, session })];
-
 forEachDialect("check logins, round thirty-nine", (dialect) => {
   it("attack: three weeks of corrected typos (20 an hour — the site's users', or the attacker's own 480 accounts one typo a day each) are never a wave yet make 22 the usual hour of all three periods, so a stuffing day at 90 an hour runs under 110 / 660 / 2,640; the usual must leave typos out as the window does, and the three sign-ins the stuffing won be reported high (ASVS 6.3.1, 16.3.1)", async () => {
     const { database, insert } = await rawAuditStore(dialect, T0 - 60 * DAY, "tb");

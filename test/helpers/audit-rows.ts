@@ -65,3 +65,23 @@ export function quietHours(from: number, to: number): AuditRow[] {
   }
   return rows;
 }
+
+/** The sum of a map's values (typosByBucket's counts). */
+export const sumOf = (m: ReadonlyMap<unknown, number>): number => [...m.values()].reduce((a, b) => a + b, 0);
+
+/** A botnet: each failure on an account of its own (`id:` when `unknown`) from an address of its own. */
+export function botnet(prefix: string, unknown = false): (at: number) => AuditRow {
+  let i = 0;
+  return (at) => {
+    i++;
+    return failedLoginRow(`${unknown ? "id:" : "usr_"}${prefix}${i}`, at, `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`);
+  };
+}
+
+/** `n` failures spread evenly over the hour starting at `hour` (from its 30th second to its last minute). */
+export const spread = (hour: number, n: number, one: (at: number) => AuditRow): AuditRow[] =>
+  Array.from({ length: n }, (_, j) => one(hour + 30_000 + Math.floor((j * (HOUR - 60_000)) / n)));
+
+/** A typo: the failure, and the account's own sign-in `after` ms later from `signInIp` (its address unless given) and a known browser. */
+export const typo = (user: string, at: number, ip: string, session: string, after = 30_000, signInIp = ip): AuditRow[] =>
+  [failedLoginRow(user, at, ip), signInRow(user, at + after, signInIp, { newDevice: false, failuresBefore: 1, session })];

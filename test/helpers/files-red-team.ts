@@ -1,8 +1,8 @@
 // What the check files red-team files share: reading a compare's findings, and file systems that deny a listing,
 // record what was examined, or root the scanned paths in a temp dir; an ACL without setfacl; running as nobody.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { statSync } from "node:fs";
+import { execFileSync, spawnSync } from "node:child_process";
+import { chmodSync, readdirSync, statSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Finding } from "../../src/checks/finding.ts";
 import { nodeScanFS, type ScanFS } from "../../src/checks/files/hash-file.ts";
@@ -129,3 +129,25 @@ export function cliSite(root: () => string): { theSite: () => Promise<CLISite>; 
     },
   };
 }
+
+/** Open descriptors of this process. */
+export const openFds = (): number => readdirSync("/proc/self/fd").length;
+
+/** Writes a setuid shell script, the genuine one or the trojan. */
+export function setuidScript(path: string, trojan = false): void {
+  writeFileSync(path, trojan ? "#!/bin/sh\nexec /bin/sh -p # trojan\n" : "#!/bin/sh\necho genuine\n");
+  chmodSync(path, 0o4755);
+}
+
+/** Makes `link` a symlink to `target`, replacing the one there (ln -sfn). */
+export function repoint(link: string, target: string): void {
+  unlinkSync(link);
+  symlinkSync(target, link);
+}
+
+/** Whether this sandbox lets root make a private mount namespace (unshare -m) and mount in it. */
+export const mountNamespaces: boolean = (() => {
+  if (process.getuid?.() !== 0) return false;
+  const r = spawnSync("unshare", ["-m", "sh", "-c", "mount -t tmpfs probe /mnt"], { stdio: "ignore" });
+  return r.status === 0;
+})();
