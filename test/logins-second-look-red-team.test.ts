@@ -41,10 +41,10 @@
 //    whose clock is behind, within BULWARK_MAX_CLOCK_SKEW_SECONDS) is judged by neither that run nor the next one.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { checkLogins, DEFAULT_LOGINS_OPTIONS, type LoginsCheckOptions, type LoginsReport, type SignIn } from "../src/checks/logins/index.ts";
-import type { Finding, Severity } from "../src/checks/finding.ts";
-import type { Database } from "../src/store/database.ts";
+import { checkLogins, DEFAULT_LOGINS_OPTIONS, type LoginsReport, type SignIn } from "../src/checks/logins/index.ts";
+import type { Finding } from "../src/checks/finding.ts";
 import { rawAuditStore, type AuditRow } from "./helpers/audit-rows.ts";
+import { byTime, runLogins as run, worst } from "./helpers/logins-reports.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
 import { authFlows, EMAIL_LINK } from "./helpers/auth-flows.ts";
 import { loginFrom } from "./helpers/checks.ts";
@@ -77,13 +77,9 @@ function quiet(from: number, to: number): AuditRow[] {
   return rows;
 }
 
-const run = (database: Database, since: number, until: number, options: Partial<LoginsCheckOptions> = {}): Promise<LoginsReport> =>
-  checkLogins(database, { since, until, ...DEFAULT_LOGINS_OPTIONS, ...options });
 const output = (r: LoginsReport): string => JSON.stringify(r.findings);
-const worst = (r: LoginsReport): Severity | "none" => (["critical", "high", "medium", "low", "info"] as const).find((s) => r.findings.some((f) => f.severity === s)) ?? "none";
 /** Where a session is named: the ids of the findings whose evidence lists it. */
 const namedBy = (r: LoginsReport, session: string): string[] => r.findings.filter((f) => JSON.stringify(f.evidence).includes(`"${session}"`)).map((f) => f.id);
-const byTime = (rows: AuditRow[]): AuditRow[] => rows.sort((a, b) => a.at - b.at);
 
 forEachDialect("check logins, second look", (dialect) => {
   it("attack: a stuffer's 100 sign-ins to accounts of its own, each after 5 wrong passwords and from an address that failed on 25 accounts, outrank the victims in every finding's list (wave, spraying address, after failures) — each victim's session is still named by a finding, in its otherSignIns past the 100 listed (ASVS 16.3.1, 6.3.1) (was: the decoys filled every list of 100 and no finding named a victim's session)", async () => {

@@ -58,11 +58,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sql } from "kysely";
 import { after, before, describe, it, type TestContext } from "node:test";
-import { checkLogins, DEFAULT_LOGINS_OPTIONS, newestSeq, type LoginsCheckOptions, type LoginsReport } from "../src/checks/logins/index.ts";
+import { newestSeq, type LoginsReport } from "../src/checks/logins/index.ts";
 import { stateText } from "../src/checks/logins/window-state.ts";
-import type { Severity } from "../src/checks/finding.ts";
-import type { Database } from "../src/store/database.ts";
 import { failedLoginRow as wrong, quietHours as quiet, rawAuditStore, signInRow as signIn, type AuditRow } from "./helpers/audit-rows.ts";
+import { byTime, ids, names, runLogins as run, worst } from "./helpers/logins-reports.ts";
 import { bulwarkInProcess } from "./helpers/cli.ts";
 import { loginFrom } from "./helpers/checks.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
@@ -97,13 +96,6 @@ function paced(from: number, to: number, perBucket: readonly number[], one: (at:
   }
   return rows;
 }
-
-const run = (database: Database, since: number, until: number, options: Partial<LoginsCheckOptions> = {}): Promise<LoginsReport> =>
-  checkLogins(database, { since, until, ...DEFAULT_LOGINS_OPTIONS, ...options });
-const worst = (r: LoginsReport): Severity | "none" => (["critical", "high", "medium", "low", "info"] as const).find((s) => r.findings.some((f) => f.severity === s)) ?? "none";
-const names = (r: { findings: Array<{ evidence: unknown }> }, session: string): boolean => r.findings.some((f) => JSON.stringify(f.evidence).includes(`"${session}"`));
-const byTime = (rows: AuditRow[]): AuditRow[] => rows.sort((a, b) => a.at - b.at);
-const ids = (r: LoginsReport): string => JSON.stringify(r.findings.map((f) => [f.id, f.severity]));
 
 forEachDialect("check logins, round thirty-eight b", (dialect) => {
   // Was (after the first fix): 18 an hour was a wave on the first eleven days, then both periods' medians were 18 and

@@ -40,11 +40,10 @@ import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it, type TestContext } from "node:test";
-import { checkLogins, DEFAULT_LOGINS_OPTIONS, type LoginsCheckOptions, type LoginsReport } from "../src/checks/logins/index.ts";
-import type { Severity } from "../src/checks/finding.ts";
-import type { Database } from "../src/store/database.ts";
+import type { LoginsReport } from "../src/checks/logins/index.ts";
 import type { AuthFixture } from "../src/http/auth/test-client.ts";
 import { failedLoginRow as wrong, quietHours as quiet, rawAuditStore, signInRow as signIn, type AuditRow } from "./helpers/audit-rows.ts";
+import { byTime, names, runLogins as run, worst } from "./helpers/logins-reports.ts";
 import { bulwarkInProcess } from "./helpers/cli.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
 import { loginFrom } from "./helpers/checks.ts";
@@ -63,12 +62,6 @@ function spray(n: number, from: number, to: number, first: number, prefix: strin
     return wrong(`usr_${prefix}${i}`, from + Math.floor((k * (to - from)) / n), `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`);
   });
 }
-
-const run = (database: Database, since: number, until: number, options: Partial<LoginsCheckOptions> = {}): Promise<LoginsReport> =>
-  checkLogins(database, { since, until, ...DEFAULT_LOGINS_OPTIONS, ...options });
-const worst = (r: LoginsReport): Severity | "none" => (["critical", "high", "medium", "low", "info"] as const).find((s) => r.findings.some((f) => f.severity === s)) ?? "none";
-const names = (r: LoginsReport, session: string): boolean => r.findings.some((f) => JSON.stringify(f.evidence).includes(`"${session}"`));
-const byTime = (rows: AuditRow[]): AuditRow[] => rows.sort((a, b) => a.at - b.at);
 
 forEachDialect("check logins, round thirty-eight", (dialect) => {
   it("held: an office behind one NAT address (25 staff each mistyping once, then signing in from the browsers their accounts know) is a spraying address at medium only, and no account goes to --ids-out: honest use does not fail the cron's --fail-on high (ASVS 16.3.1)", async () => {

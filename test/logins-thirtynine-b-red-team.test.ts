@@ -63,11 +63,11 @@
 import assert from "node:assert/strict";
 import { it } from "node:test";
 import { sql } from "kysely";
-import { checkLogins, DEFAULT_LOGINS_OPTIONS, type LoginsCheckOptions, type LoginsReport } from "../src/checks/logins/index.ts";
+import type { LoginsCheckOptions, LoginsReport } from "../src/checks/logins/index.ts";
 import { failedBefore, guessesByAccount, typosByBucket } from "../src/checks/logins/queries.ts";
-import type { Severity } from "../src/checks/finding.ts";
-import { openPostgres, type Database } from "../src/store/database.ts";
+import { openPostgres } from "../src/store/database.ts";
 import { failedLoginRow as wrong, quietHours as quiet, rawAuditStore, signInRow as signIn, type AuditRow, botnet, spread, sumOf as sum, typo } from "./helpers/audit-rows.ts";
+import { byTime, ids, names, runLogins as run, worst } from "./helpers/logins-reports.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
 
 const MINUTE = 60_000;
@@ -77,12 +77,6 @@ const DAY = 24 * HOUR;
 const T0 = Date.UTC(2027, 0, 11);
 const BUCKET = 10 * MINUTE;
 
-const run = (database: Database, since: number, until: number, options: Partial<LoginsCheckOptions> = {}): Promise<LoginsReport> =>
-  checkLogins(database, { since, until, ...DEFAULT_LOGINS_OPTIONS, ...options });
-const worst = (r: LoginsReport): Severity | "none" => (["critical", "high", "medium", "low", "info"] as const).find((s) => r.findings.some((f) => f.severity === s)) ?? "none";
-const names = (r: LoginsReport, session: string): boolean => r.findings.some((f) => JSON.stringify(f.evidence).includes(`"${session}"`));
-const byTime = (rows: AuditRow[]): AuditRow[] => rows.sort((a, b) => a.at - b.at);
-const ids = (r: LoginsReport): string => JSON.stringify(r.findings.map((f) => [f.id, f.severity]));
 const waves = (r: LoginsReport): string => JSON.stringify(r.waves.map((w) => [w.from, w.to, w.failed]));
 /** The working day's failures (30 an hour on mistyped identifiers, with quiet()'s 2: 32), 08:00–21:00 UTC of `day`. */
 const WORKING_HOURS = [8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20];

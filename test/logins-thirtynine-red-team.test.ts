@@ -69,11 +69,9 @@
 //   stuffing list) with any neighbour's sign-in; the narrow rule is the safe one (3's newsletter counts 12 of them).
 import assert from "node:assert/strict";
 import { it } from "node:test";
-import { checkLogins, DEFAULT_LOGINS_OPTIONS, type LoginsCheckOptions, type LoginsReport } from "../src/checks/logins/index.ts";
 import { guessesByAccount, typosByBucket } from "../src/checks/logins/queries.ts";
-import type { Severity } from "../src/checks/finding.ts";
-import type { Database } from "../src/store/database.ts";
 import { failedLoginRow as wrong, quietHours as quiet, rawAuditStore, signInRow as signIn, type AuditRow, botnet, spread, sumOf as sum, typo } from "./helpers/audit-rows.ts";
+import { byTime, ids, names, runLogins as run, worst } from "./helpers/logins-reports.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
 
 const MINUTE = 60_000;
@@ -83,12 +81,6 @@ const DAY = 24 * HOUR;
 const T0 = Date.UTC(2027, 0, 11);
 const BUCKET = 10 * MINUTE;
 
-const run = (database: Database, since: number, until: number, options: Partial<LoginsCheckOptions> = {}): Promise<LoginsReport> =>
-  checkLogins(database, { since, until, ...DEFAULT_LOGINS_OPTIONS, ...options });
-const worst = (r: LoginsReport): Severity | "none" => (["critical", "high", "medium", "low", "info"] as const).find((s) => r.findings.some((f) => f.severity === s)) ?? "none";
-const names = (r: LoginsReport, session: string): boolean => r.findings.some((f) => JSON.stringify(f.evidence).includes(`"${session}"`));
-const byTime = (rows: AuditRow[]): AuditRow[] => rows.sort((a, b) => a.at - b.at);
-const ids = (r: LoginsReport): string => JSON.stringify(r.findings.map((f) => [f.id, f.severity]));
 forEachDialect("check logins, round thirty-nine", (dialect) => {
   it("attack: three weeks of corrected typos (20 an hour — the site's users', or the attacker's own 480 accounts one typo a day each) are never a wave yet make 22 the usual hour of all three periods, so a stuffing day at 90 an hour runs under 110 / 660 / 2,640; the usual must leave typos out as the window does, and the three sign-ins the stuffing won be reported high (ASVS 6.3.1, 16.3.1)", async () => {
     const { database, insert } = await rawAuditStore(dialect, T0 - 60 * DAY, "tb");
