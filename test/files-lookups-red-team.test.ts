@@ -10,7 +10,7 @@
 // so the file passes; "held:" tests show the code behaving. What needs its own process (no /proc, a private mount
 // namespace, a process-wide leak) runs in a child of the pinned node; all else in temp dirs removed after the file.
 import assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { chmodSync, copyFileSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -29,14 +29,12 @@ import { systemRandom } from "../src/lib/random.ts";
 import { openSQLite } from "../src/store/database.ts";
 import { migrate } from "../src/store/migrator.ts";
 import { verifyWatchingOpens } from "./helpers/checks.ts";
-import { asNobody, cliSite, compareJSON, denying, errno, highFor, mountNamespaces, openFds, pathsIn, setuidScript, summary, superseded } from "./helpers/files-red-team.ts";
+import { asNobody, CHILD_IMPORTS, cliSite, compareJSON, denying, errno, highFor, inMountNamespace, mountNamespaces, openFds, pathsIn, setuidScript, summary, superseded } from "./helpers/files-red-team.ts";
 
 const signer = testSigner();
 const clock = new ManualClock();
 const sandbox = treeSandboxes("bulwark-redteam-lookups-");
 const isRoot = process.getuid?.() === 0;
-const NODE = process.execPath;
-const SRC = new URL("../src/", import.meta.url).href;
 
 /** The reason a finding gives for `path`, or null. */
 const reasonFor = (findings: readonly Finding[], path: string): string | null => {
@@ -44,36 +42,8 @@ const reasonFor = (findings: readonly Finding[], path: string): string | null =>
   return null;
 };
 
-/**
- * Runs `body` (TypeScript, top-level await; `SRC` is the src/ URL, `argv` its arguments) in a child of the pinned node,
- * in a private mount namespace; with `noProc`, /proc hidden under an empty tmpfs first (a chroot without /proc, a
- * non-Linux host: hash-file.ts then has no descriptor paths). Returns the JSON the child prints last.
- */
-function inChild<T>(body: string, args: string[], options: { noProc?: boolean } = {}): T {
-  const { root } = sandbox();
-  const script = join(root, "child.ts");
-  writeFileSync(script, `const SRC = ${JSON.stringify(SRC)};\nconst argv = process.argv.slice(2);\n${body}\n`);
-  const prelude = options.noProc ? "mount -t tmpfs noproc /proc && " : "";
-  const r = spawnSync("unshare", ["-m", "sh", "-c", `${prelude}exec "$0" --disable-warning=ExperimentalWarning "$@"`, NODE, script, ...args], { encoding: "utf8", timeout: 120_000 });
-  assert.equal(r.status, 0, `child failed: ${r.stderr}`);
-  const last = r.stdout.trim().split("\n").at(-1) ?? "";
-  return JSON.parse(last) as T;
-}
-
-/** What a child imports: the library under test, by URL. */
-const CHILD_IMPORTS = `
-const { compareBaseline, createBaseline } = await import(SRC + "checks/files/check.ts");
-const { nodeScanFS } = await import(SRC + "checks/files/scan.ts");
-const { ratingsOf, testSigner } = await import(SRC + "checks/files/test-helpers.ts");
-const { ManualClock } = await import(SRC + "lib/clock.ts");
-const fs = await import("node:fs");
-const { join } = await import("node:path");
-const { execFileSync } = await import("node:child_process");
-const signer = testSigner();
-const clock = new ManualClock();
-const reasons = (findings, path) => findings.flatMap((f) => (f.evidence.entries ?? []).filter((e) => e.path === path).map((e) => f.id + "/" + f.severity + ": " + (e.reason ?? e.error ?? "")));
-const denying = (dirs, onDenied) => ({ ...nodeScanFS, readdir: async (p) => { if (dirs.includes(p)) { onDenied?.(p); throw Object.assign(new Error("EACCES"), { code: "EACCES" }); } return nodeScanFS.readdir(p); } });
-`;
+/** inMountNamespace, its script in a sandbox of this file's. */
+const inChild = <T>(body: string, args: string[], options: { noProc?: boolean } = {}): T => inMountNamespace<T>(sandbox().root, body, args, options);
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Lookups by name under a directory the compare cannot list

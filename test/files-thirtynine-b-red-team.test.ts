@@ -44,7 +44,7 @@
 // No timing assertions. Temp dirs only, removed after the file (treeSandboxes); the CLI runs in this process against a
 // fresh data dir; the mount test runs in a child of the pinned node in a private mount namespace.
 import assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { chmodSync, mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
@@ -52,13 +52,11 @@ import type { Finding } from "../src/checks/finding.ts";
 import { compareBaseline, createBaseline } from "../src/checks/files/check.ts";
 import { ratingsOf, testSigner, treeSandboxes } from "../src/checks/files/test-helpers.ts";
 import { ManualClock } from "../src/lib/clock.ts";
-import { cliSite, compareJSON, denying, grantACL, highFor, mountNamespaces, pathsIn, setuidScript, summary } from "./helpers/files-red-team.ts";
+import { CHILD_IMPORTS, cliSite, compareJSON, denying, grantACL, highFor, inMountNamespace, mountNamespaces, pathsIn, setuidScript, summary } from "./helpers/files-red-team.ts";
 
 const signer = testSigner();
 const clock = new ManualClock();
 const sandbox = treeSandboxes("bulwark-redteam39b-files-");
-const NODE = process.execPath;
-const SRC = new URL("../src/", import.meta.url).href;
 
 /** mkdir with an exact mode (the umask aside). */
 function mkdirMode(path: string, mode = 0o755): void {
@@ -263,33 +261,22 @@ describe("a file system mounted over a recorded subdirectory of the exclusion", 
     { timeout: 60_000, skip: mountNamespaces ? false : "needs root and a private mount namespace (unshare -m)" },
     () => {
       const { root } = sandbox();
-      const script = join(root, "child.ts");
-      writeFileSync(
-        script,
-        `const SRC = ${JSON.stringify(SRC)};
-const [root] = process.argv.slice(2);
-const { compareBaseline, createBaseline } = await import(SRC + "checks/files/check.ts");
-const { testSigner } = await import(SRC + "checks/files/test-helpers.ts");
-const { ManualClock } = await import(SRC + "lib/clock.ts");
-const fs = await import("node:fs");
-const { join } = await import("node:path");
-const { execFileSync } = await import("node:child_process");
-const signer = testSigner();
+      const out = inMountNamespace<Record<"sub" | "libc", Array<{ rating: string; changes: string[] }>>>(
+        root,
+        `${CHILD_IMPORTS}
+const [root] = argv;
 const tree = join(root, "tree"), x = join(tree, "lib"), sub = join(x, "sub"), libc = join(sub, "libc.so"), baseline = join(root, "b.jsonl");
 fs.mkdirSync(sub, { recursive: true }); fs.chmodSync(x, 0o755); fs.chmodSync(sub, 0o755);
 fs.writeFileSync(libc, "genuine libc\\n");
-await createBaseline({ paths: [tree], out: baseline, signer, clock: new ManualClock() });
+await createBaseline({ paths: [tree], out: baseline, signer, clock });
 execFileSync("mount", ["-t", "tmpfs", "over", sub]);
 fs.chmodSync(sub, 0o755);
 fs.writeFileSync(libc, "trojaned libc\\n");
 const r = await compareBaseline({ baseline, signer, exclude: [x] });
-const of = (p) => r.findings.flatMap((f) => (f.evidence.entries ?? []).filter((e) => e.path === p).map((e) => ({ rating: f.id + "/" + f.severity, changes: e.changes ?? [] })));
-console.log(JSON.stringify({ sub: of(sub), libc: of(libc) }));
+console.log(JSON.stringify({ sub: changesOf(r.findings, sub), libc: changesOf(r.findings, libc) }));
 `,
+        [root],
       );
-      const r = spawnSync("unshare", ["-m", "sh", "-c", `exec "$0" --disable-warning=ExperimentalWarning "$@"`, NODE, script, root], { encoding: "utf8", timeout: 60_000 });
-      assert.equal(r.status, 0, `child failed: ${r.stderr}`);
-      const out = JSON.parse(r.stdout.trim().split("\n").at(-1) ?? "") as Record<"sub" | "libc", Array<{ rating: string; changes: string[] }>>;
       assert.ok(out.sub.some((d) => /\/(high|critical)$/.test(d.rating) && d.changes.includes("mount point no→yes")), JSON.stringify(out));
       assert.ok(out.libc.some((d) => /\/(high|critical)$/.test(d.rating) && d.changes.includes("sha256")), JSON.stringify(out));
     },

@@ -38,7 +38,7 @@
 // No timing assertions. Temp dirs only, removed after the file (treeSandboxes); the CLI runs in this process against a
 // fresh data dir; the mount test runs in a child of the pinned node in a private mount namespace.
 import assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { type BigIntStats, chmodSync, copyFileSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
@@ -47,14 +47,12 @@ import { compareBaseline, createBaseline } from "../src/checks/files/check.ts";
 import { createNodeScanFS, type OpenFile, type ScanFS } from "../src/checks/files/hash-file.ts";
 import { ratingsOf, testSigner, treeSandboxes } from "../src/checks/files/test-helpers.ts";
 import { ManualClock } from "../src/lib/clock.ts";
-import { asNobody, cliSite, compareJSON, grantACL, highFor, mountNamespaces, openFds, pathsIn, repoint, setuidScript, summary } from "./helpers/files-red-team.ts";
+import { asNobody, CHILD_IMPORTS, cliSite, compareJSON, grantACL, highFor, inMountNamespace, mountNamespaces, openFds, pathsIn, repoint, setuidScript, summary } from "./helpers/files-red-team.ts";
 
 const signer = testSigner();
 const clock = new ManualClock();
 const sandbox = treeSandboxes("bulwark-redteam39-files-");
 const isRoot = process.getuid?.() === 0;
-const NODE = process.execPath;
-const SRC = new URL("../src/", import.meta.url).href;
 
 /** Every change a finding lists for `path`. */
 function changesOf(findings: readonly Finding[], path: string): string[] {
@@ -493,33 +491,22 @@ describe("--one-file-system and a mount over the exclusion", () => {
     { timeout: 60_000, skip: mountNamespaces ? false : "needs root and a private mount namespace (unshare -m)" },
     () => {
       const { root } = sandbox();
-      const script = join(root, "child.ts");
-      writeFileSync(
-        script,
-        `const SRC = ${JSON.stringify(SRC)};
-const [root] = process.argv.slice(2);
-const { compareBaseline, createBaseline } = await import(SRC + "checks/files/check.ts");
-const { testSigner } = await import(SRC + "checks/files/test-helpers.ts");
-const { ManualClock } = await import(SRC + "lib/clock.ts");
-const fs = await import("node:fs");
-const { join } = await import("node:path");
-const { execFileSync } = await import("node:child_process");
-const signer = testSigner();
+      const out = inMountNamespace<{ dir: Array<{ rating: string; changes: string[] }>; helper: Array<{ rating: string }>; oneFileSystem: boolean }>(
+        root,
+        `${CHILD_IMPORTS}
+const [root] = argv;
 const tree = join(root, "tree"), x = join(tree, "lib"), helper = join(x, "helper"), baseline = join(root, "b.jsonl");
 fs.mkdirSync(x, { recursive: true });
 fs.writeFileSync(helper, "#!/bin/sh\\necho genuine\\n"); fs.chmodSync(helper, 0o4755);
-await createBaseline({ paths: [tree], out: baseline, signer, clock: new ManualClock(), oneFileSystem: true });
+await createBaseline({ paths: [tree], out: baseline, signer, clock, oneFileSystem: true });
 execFileSync("mount", ["-t", "tmpfs", "over", x]);
 fs.chmodSync(x, 0o755);
 fs.writeFileSync(helper, "#!/bin/sh\\nexec /bin/sh -p\\n"); fs.chmodSync(helper, 0o4755);
 const r = await compareBaseline({ baseline, signer, exclude: [x] });
-const of = (p) => r.findings.flatMap((f) => (f.evidence.entries ?? []).filter((e) => e.path === p).map((e) => ({ rating: f.id + "/" + f.severity, changes: e.changes ?? [] })));
-console.log(JSON.stringify({ dir: of(x), helper: of(helper), oneFileSystem: r.header.oneFileSystem }));
+console.log(JSON.stringify({ dir: changesOf(r.findings, x), helper: changesOf(r.findings, helper), oneFileSystem: r.header.oneFileSystem }));
 `,
+        [root],
       );
-      const r = spawnSync("unshare", ["-m", "sh", "-c", `exec "$0" --disable-warning=ExperimentalWarning "$@"`, NODE, script, root], { encoding: "utf8", timeout: 60_000 });
-      assert.equal(r.status, 0, `child failed: ${r.stderr}`);
-      const out = JSON.parse(r.stdout.trim().split("\n").at(-1) ?? "") as { dir: Array<{ rating: string; changes: string[] }>; helper: Array<{ rating: string }>; oneFileSystem: boolean };
       assert.equal(out.oneFileSystem, true);
       assert.ok(out.dir.some((d) => /\/(high|critical)$/.test(d.rating) && d.changes.includes("mount point no→yes")), JSON.stringify(out));
     },

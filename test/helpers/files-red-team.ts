@@ -151,3 +151,40 @@ export const mountNamespaces: boolean = (() => {
   const r = spawnSync("unshare", ["-m", "sh", "-c", "mount -t tmpfs probe /mnt"], { stdio: "ignore" });
   return r.status === 0;
 })();
+
+/** The src/ directory as a URL, for a child's imports. */
+const SRC = new URL("../../src/", import.meta.url).href;
+
+/**
+ * Runs `body` (TypeScript, top-level await; `SRC` is the src/ URL, `argv` its arguments) in a child of the pinned node,
+ * written under `dir`, in a private mount namespace; with `noProc`, /proc hidden under an empty tmpfs first (a chroot
+ * without /proc, a non-Linux host: hash-file.ts then has no descriptor paths). Returns the JSON the child prints last.
+ */
+export function inMountNamespace<T>(dir: string, body: string, args: string[], options: { noProc?: boolean } = {}): T {
+  const script = join(dir, "child.ts");
+  writeFileSync(script, `const SRC = ${JSON.stringify(SRC)};\nconst argv = process.argv.slice(2);\n${body}\n`);
+  const prelude = options.noProc ? "mount -t tmpfs noproc /proc && " : "";
+  const r = spawnSync("unshare", ["-m", "sh", "-c", `${prelude}exec "$0" --disable-warning=ExperimentalWarning "$@"`, process.execPath, script, ...args], { encoding: "utf8", timeout: 120_000 });
+  assert.equal(r.status, 0, `child failed: ${r.stderr}`);
+  const last = r.stdout.trim().split("\n").at(-1) ?? "";
+  return JSON.parse(last) as T;
+}
+
+/**
+ * What a child (inMountNamespace) imports: the library under test, by URL; and `reasons` and `changesOf`, an entry's
+ * ratings with their reasons or changes.
+ */
+export const CHILD_IMPORTS = `
+const { compareBaseline, createBaseline } = await import(SRC + "checks/files/check.ts");
+const { nodeScanFS } = await import(SRC + "checks/files/scan.ts");
+const { ratingsOf, testSigner } = await import(SRC + "checks/files/test-helpers.ts");
+const { ManualClock } = await import(SRC + "lib/clock.ts");
+const fs = await import("node:fs");
+const { join } = await import("node:path");
+const { execFileSync } = await import("node:child_process");
+const signer = testSigner();
+const clock = new ManualClock();
+const reasons = (findings, path) => findings.flatMap((f) => (f.evidence.entries ?? []).filter((e) => e.path === path).map((e) => f.id + "/" + f.severity + ": " + (e.reason ?? e.error ?? "")));
+const changesOf = (findings, path) => findings.flatMap((f) => (f.evidence.entries ?? []).filter((e) => e.path === path).map((e) => ({ rating: f.id + "/" + f.severity, changes: e.changes ?? [] })));
+const denying = (dirs, onDenied) => ({ ...nodeScanFS, readdir: async (p) => { if (dirs.includes(p)) { onDenied?.(p); throw Object.assign(new Error("EACCES"), { code: "EACCES" }); } return nodeScanFS.readdir(p); } });
+`;
