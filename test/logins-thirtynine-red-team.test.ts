@@ -20,7 +20,7 @@
 //    bar) are never a wave (discounted) yet make 22 the usual hour of all three periods (usualAfter keeps them: the
 //    oldest is taken as it is), so the bars are 110 / 660 / 2,640 and a stuffing day at 90 an hour (2,160) is unseen,
 //    the three sign-ins it won from new browsers in no finding.
-// 2. "The same address as written" (ipOfRow compared as text): a node listening on "::" records an IPv4 client as
+// 2. "The same address as written" (ipOf of each row compared as text): a node listening on "::" records an IPv4 client as
 //    ::ffff:a.b.c.d, one listening on 0.0.0.0 as a.b.c.d (docs/checks.md says both occur, and ipBucket makes them one
 //    client everywhere else). A newsletter day whose readers' failures and corrections land on the two nodes is half
 //    "not typos": a wave, high with the day's new phones in it, and the cron fails. On the week's bar

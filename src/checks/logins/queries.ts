@@ -120,42 +120,26 @@ export async function failedBefore(database: Database, from: number, until: numb
  * JSON sorts keys and escapes the quotes inside strings, so a user agent cannot forge one). A row whose data is not
  * Bulwark's JSON (altered) never fails the query: SQLite reads NULL from it; PostgreSQL's pattern may still find an
  * `"ip":"…"` in text cut short (only a writer of the database makes such a row, and the chain's verify names it).
+ * `alias`: the row's, in a query naming two rows of audit_events.
  */
-function ipOf(database: Database): RawBuilder<unknown> {
-  return database.dialect === "postgres"
-    ? sql`substring(data from '"ip":"([^"\\\\]*)"')`
-    : sql`CASE WHEN json_valid(data) THEN json_extract(data, '$.ip') END`;
-}
-
-/**
- * Whether an event's data says the browser was new to the account (`"newDevice":true`), as SQL, read as ipOf reads the
- * address (canonical JSON escapes the quotes inside strings: a user agent cannot forge it); false for a row whose data
- * is not Bulwark's JSON on SQLite.
- */
-function newDeviceOf(database: Database): RawBuilder<unknown> {
-  return database.dialect === "postgres"
-    ? sql`position('"newDevice":true' in data) > 0`
-    : sql`coalesce(CASE WHEN json_valid(data) THEN json_extract(data, '$.newDevice') END, 0) = 1`;
-}
-
-/** The address in the data of the row `alias` (ipOf, for a query naming two rows of audit_events). */
-function ipOfRow(database: Database, alias: string): RawBuilder<unknown> {
-  const data = sql.ref(`${alias}.data`);
+function ipOf(database: Database, alias?: string): RawBuilder<unknown> {
+  const data = sql.ref(alias === undefined ? "data" : `${alias}.data`);
   return database.dialect === "postgres"
     ? sql`substring(${data} from '"ip":"([^"\\\\]*)"')`
     : sql`CASE WHEN json_valid(${data}) THEN json_extract(${data}, '$.ip') END`;
 }
 
 /**
- * Whether the data of the row `alias` says the browser was one its account knew (`"newDevice":false`), as SQL, read as
- * newDeviceOf reads the opposite; false for a row that says neither (an event from before the field, or not Bulwark's
- * JSON).
+ * Whether an event's data says the browser was new to the account (`"newDevice":true`), or with `known`, one it knew
+ * (`"newDevice":false`), as SQL, read as ipOf reads the address (canonical JSON escapes the quotes inside strings: a user
+ * agent cannot forge it); false for a row that says neither (an event from before the field) and, on SQLite, for one
+ * whose data is not Bulwark's JSON. `alias` as for ipOf.
  */
-function knownDeviceOf(database: Database, alias: string): RawBuilder<unknown> {
-  const data = sql.ref(`${alias}.data`);
+function deviceOf(database: Database, known: boolean, alias?: string): RawBuilder<unknown> {
+  const data = sql.ref(alias === undefined ? "data" : `${alias}.data`);
   return database.dialect === "postgres"
-    ? sql`position('"newDevice":false' in ${data}) > 0`
-    : sql`coalesce(CASE WHEN json_valid(${data}) THEN json_extract(${data}, '$.newDevice') END, 1) = 0`;
+    ? sql`position(${sql.lit(`"newDevice":${!known}`)} in ${data}) > 0`
+    : sql`coalesce(CASE WHEN json_valid(${data}) THEN json_extract(${data}, '$.newDevice') END, ${sql.lit(known ? 1 : 0)}) = ${sql.lit(known ? 0 : 1)}`;
 }
 
 /** How soon after a failed login its account's own sign-in from the same address makes it a typo (typosByBucket). */
@@ -166,7 +150,7 @@ export const TYPO_CORRECTED_MS = 10 * 60_000;
  * what a node listening on "::" records) as its IPv4 address, so a typo on one node corrected through another is one.
  */
 function sameClientIpOf(database: Database, alias: string): RawBuilder<unknown> {
-  const ip = ipOfRow(database, alias);
+  const ip = ipOf(database, alias);
   return sql`CASE WHEN lower(${ip}) LIKE '::ffff:%.%' THEN substr(${ip}, 8) ELSE ${ip} END`;
 }
 
@@ -184,7 +168,7 @@ function typoFailures(database: Database, from: number, until: number, only?: re
   return sql<{ seq: number; at: number }>`
     WITH s AS MATERIALIZED (
       SELECT k.subject AS subject, k.at AS at, ${sameClientIpOf(database, "k")} AS ip FROM audit_events k
-      WHERE k.type = 'auth.login.succeeded' AND k.at >= ${from} AND k.at < ${until + TYPO_CORRECTED_MS} AND ${knownDeviceOf(database, "k")} ${onlyThese}),
+      WHERE k.type = 'auth.login.succeeded' AND k.at >= ${from} AND k.at < ${until + TYPO_CORRECTED_MS} AND ${deviceOf(database, true, "k")} ${onlyThese}),
     f AS MATERIALIZED (
       SELECT e.seq AS seq, e.subject AS subject, e.at AS at, ${sameClientIpOf(database, "e")} AS ip FROM audit_events e
       WHERE e.type = 'auth.login.failed' AND e.at >= ${from} AND e.at < ${until} AND e.subject IN (SELECT subject FROM s))
@@ -410,7 +394,7 @@ export async function failedByAccount(database: Database, range: SlowRange, min:
   const only = options.only === undefined ? sql`` : sql`AND subject IN (${listOf(database, options.only)})`;
   const where = sql`type = 'auth.login.failed' AND at >= ${range.from} AND at < ${range.until} AND subject NOT LIKE 'id:%' ${only}`;
   const judgedFrom = range.judgedFrom ?? range.since;
-  const gotIn = sql`SELECT subject FROM audit_events WHERE type = 'auth.login.succeeded' AND at >= ${judgedFrom} AND at < ${range.until} AND ${newDeviceOf(database)}`;
+  const gotIn = sql`SELECT subject FROM audit_events WHERE type = 'auth.login.succeeded' AND at >= ${judgedFrom} AND at < ${range.until} AND ${deviceOf(database, false)}`;
   const reached = sql`count(*) >= ${min} AND (max(at) >= ${judgedFrom} OR subject IN (${gotIn}))`;
   // One more row than the cap is asked for, so that a cut is known rather than guessed.
   // No address is read here (a million failures on accounts would be a million JSON texts parsed): the clients of the
@@ -451,7 +435,7 @@ export async function guessesByAccount(database: Database, from: number, until: 
   const rows = await hashed(database, sql<{ subject: string; ip: unknown; n: number | string }>`
     SELECT subject, ip, n FROM (
       SELECT subject, ip, n, row_number() OVER (PARTITION BY subject ORDER BY ip) AS k FROM (
-        SELECT f.subject AS subject, ${ipOfRow(database, "f")} AS ip, count(*) AS n FROM audit_events f
+        SELECT f.subject AS subject, ${ipOf(database, "f")} AS ip, count(*) AS n FROM audit_events f
         WHERE f.type = 'auth.login.failed' AND f.at >= ${from} AND f.at < ${until} AND f.subject IN (${listOf(database, userIds)})
           AND f.seq NOT IN (SELECT t.seq FROM (${typoFailures(database, from, until, userIds)}) AS t)
         GROUP BY 1, 2) AS pairs) AS ranked
