@@ -183,7 +183,9 @@ export function clientKeyOf(address: string): string {
     const [g6, g7] = [g[6] ?? 0, g[7] ?? 0];
     key = g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0 ? `${g6 >> 8}.${g6 & 255}.${g7 >> 8}.${g7 & 255}` : address;
     if (EMBEDDED.size >= 4096) EMBEDDED.clear();
-    EMBEDDED.set(` ${address}`.slice(1), key === address ? ` ${address}`.slice(1) : key);
+    // Copied out of the chunk the address was sliced from (as above), once.
+    const copy = ` ${address}`.slice(1);
+    EMBEDDED.set(copy, key === address ? copy : key);
   }
   return key;
 }
