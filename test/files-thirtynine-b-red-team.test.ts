@@ -48,11 +48,10 @@ import { execFileSync } from "node:child_process";
 import { chmodSync, mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import type { Finding } from "../src/checks/finding.ts";
 import { compareBaseline, createBaseline } from "../src/checks/files/check.ts";
 import { ratingsOf, testSigner, treeSandboxes } from "../src/checks/files/test-helpers.ts";
 import { ManualClock } from "../src/lib/clock.ts";
-import { CHILD_IMPORTS, cliSite, compareJSON, denying, grantACL, highFor, inMountNamespace, mountNamespaces, pathsIn, setuidScript, summary } from "./helpers/files-red-team.ts";
+import { anyHigh, changesOf, CHILD_IMPORTS, cliSite, compareJSON, denying, grantACL, highFor, inMountNamespace, mountNamespaces, pathsIn, setuidScript, summary } from "./helpers/files-red-team.ts";
 
 const signer = testSigner();
 const clock = new ManualClock();
@@ -63,14 +62,6 @@ function mkdirMode(path: string, mode = 0o755): void {
   mkdirSync(path, { recursive: true });
   chmodSync(path, mode);
 }
-
-/** Every change a finding lists for `path`. */
-function changesOf(findings: readonly Finding[], path: string): string[] {
-  return findings.flatMap((f) => ((f.evidence["entries"] as Array<{ path: string; changes?: string[] }> | undefined) ?? []).filter((e) => e.path === path).flatMap((e) => e.changes ?? []));
-}
-
-/** True when any finding is high or critical. */
-const anyHigh = (findings: readonly Finding[]): boolean => findings.some((f) => f.severity === "high" || f.severity === "critical");
 
 /**
  * tree/lib (to be excluded at compare time only, 0755) holding a setuid `helper` and `sub/libc.so` (sub 0755), and

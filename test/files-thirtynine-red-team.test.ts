@@ -47,20 +47,12 @@ import { compareBaseline, createBaseline } from "../src/checks/files/check.ts";
 import { createNodeScanFS, type OpenFile, type ScanFS } from "../src/checks/files/hash-file.ts";
 import { ratingsOf, testSigner, treeSandboxes } from "../src/checks/files/test-helpers.ts";
 import { ManualClock } from "../src/lib/clock.ts";
-import { asNobody, CHILD_IMPORTS, cliSite, compareJSON, grantACL, highFor, inMountNamespace, mountNamespaces, openFds, pathsIn, repoint, setuidScript, summary } from "./helpers/files-red-team.ts";
+import { anyHigh, asNobody, changesOf, CHILD_IMPORTS, cliSite, compareJSON, grantACL, highFor, inMountNamespace, mountNamespaces, openFds, pathsIn, repoint, setuidScript, summary } from "./helpers/files-red-team.ts";
 
 const signer = testSigner();
 const clock = new ManualClock();
 const sandbox = treeSandboxes("bulwark-redteam39-files-");
 const isRoot = process.getuid?.() === 0;
-
-/** Every change a finding lists for `path`. */
-function changesOf(findings: readonly Finding[], path: string): string[] {
-  return findings.flatMap((f) => ((f.evidence["entries"] as Array<{ path: string; changes?: string[] }> | undefined) ?? []).filter((e) => e.path === path).flatMap((e) => e.changes ?? []));
-}
-
-/** True when any finding is high or critical. */
-const anyHigh = (findings: readonly Finding[]): boolean => findings.some((f) => f.severity === "high" || f.severity === "critical");
 
 /**
  * tree/lib (to be excluded at compare time only) holding a setuid `helper` and `sub/libc.so`, and tree/zz beside it;

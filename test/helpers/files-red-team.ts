@@ -13,6 +13,14 @@ export function highFor(findings: readonly Finding[], path: string): boolean {
   return findings.some((f) => (f.severity === "high" || f.severity === "critical") && ((f.evidence["entries"] as Array<{ path: string }> | undefined) ?? []).some((e) => e.path === path));
 }
 
+/** Every change a finding lists for `path`. */
+export function changesOf(findings: readonly Finding[], path: string): string[] {
+  return findings.flatMap((f) => ((f.evidence["entries"] as Array<{ path: string; changes?: string[] }> | undefined) ?? []).filter((e) => e.path === path).flatMap((e) => e.changes ?? []));
+}
+
+/** True when any finding is high or critical. */
+export const anyHigh = (findings: readonly Finding[]): boolean => findings.some((f) => f.severity === "high" || f.severity === "critical");
+
 /** The findings in one line: id, severity and the entries listed. */
 export const summary = (findings: readonly Finding[]): string =>
   JSON.stringify(findings.map((f) => ({ id: f.id, severity: f.severity, entries: f.evidence["entries"] })));
