@@ -136,7 +136,10 @@ forEachDialect("checkLogins", (dialect) => {
     assert.equal(report.succeeded, 4);
     assert.equal(report.succeededWithoutDetail, 1);
     // accountsTried sums each 10 minutes' distinct identifiers (an upper bound): 5 a bucket, 12 buckets.
-    assert.deepEqual(report.waves, [{ from: new Date(start + 10 * HOUR).toISOString(), to: new Date(start + 12 * HOUR).toISOString(), failed: 60, typos: 0, accountsTried: 60, unknownShare: 1, succeeded: 3, newDeviceSignIns: 1 }]);
+    assert.deepEqual(report.waves, [{ from: new Date(start + 10 * HOUR).toISOString(), to: new Date(start + 12 * HOUR).toISOString(), failed: 60, typos: 0, accountsTried: 60, unknownShare: 1, succeeded: 3, newDeviceSignIns: 1,
+      // The store being younger than the baseline, the usual is the window's median hour (1) at every hour of the day.
+      usualFailedPerHour: 1, bars: [{ hours: 1, at: 20 }, { hours: 6, at: 30 }, { hours: 24, at: 120 }] }]);
+    assert.deepEqual(report.usualByHourOfDay, Array.from({ length: 24 }, () => 1));
     const byId = Object.fromEntries(report.findings.map((f) => [f.id, f]));
     assert.equal(byId["logins.failure-wave"]!.severity, "high");
     assert.deepEqual((byId["logins.failure-wave"]!.evidence["newDeviceSignInsListed"] as Array<{ sessionId: string }>).map((s) => s.sessionId), ["ses_guessed"]);

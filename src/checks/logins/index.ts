@@ -13,29 +13,20 @@ import type { Finding } from "../finding.ts";
 import { GuessedAccounts, type GuessedAccount } from "./guessed.ts";
 import { failedByAddress, failedByBucket, failedBefore, MAX_GUESSED, signIns, TYPO_CORRECTED_MS, typosByBucket, type BucketCount, type SprayingClients } from "./queries.ts";
 import { REMEDY, SignInList } from "./sign-ins.ts";
+import { BUCKET_MS, Bars, findWaves, type Bar } from "./waves.ts";
 
 export type { SignIn } from "./sign-ins.ts";
 export type { GuessedAccount } from "./guessed.ts";
 export { LoginsStateError, LoginsStateWriteError } from "./errors.ts";
 export { checkWindowState, LONG_WINDOW_MS, readWindowState, writeWindowState, type WindowState } from "./window-state.ts";
 export { newestSeq, writtenLate } from "./queries.ts";
+export { BUCKET_MS } from "./waves.ts";
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
-/** Failures are counted in buckets this long; a wave is judged over any 60 minutes of them, not per clock hour. */
-export const BUCKET_MS = 10 * MINUTE;
-const BUCKETS_PER_HOUR = HOUR / BUCKET_MS;
 /** How far before the window the sign-ins of a wave are read: one that straddles the window's start (a daily run's edge). */
 const LOOK_BACK_MS = HOUR;
-/**
- * The spans a wave is judged over. Over any 60 minutes the bar is the larger of --wave-min and --wave-factor times the
- * usual hour; over 6 and 24 hours, the larger of --wave-min and --wave-factor times the usual hours of the span: a
- * campaign paced under the hourly bar all day (90 an hour, or 18, against a usual 2) is past the usual over 6 or 24
- * hours. The failures of the 60-minute waves are left out of the longer spans' counts (those waves are reported as
- * they are). Failures are counted from the longest span before the window, so one that began the day before is
- * judged whole.
- */
-const WAVE_SPAN_HOURS = [1, 6, 24] as const;
+/** Failures are counted from the longest wave span (waves.ts) before the window, so a wave that began the day before is judged whole. */
 const WAVE_LOOK_BACK_MS = 24 * HOUR;
 /**
  * How far before the window the slow rules (spraying addresses, guessed accounts) count failures, for a client or an
@@ -73,8 +64,8 @@ export interface LoginsCheckOptions {
   /** A wave is any 60 minutes with at least this many failed logins... */
   waveMin: number;
   /**
-   * ...and at least this many times the usual hour: the median hour of the `baselineDays` before the window, or of the
-   * `baselineDays` before those if lower.
+   * ...and at least this many times the usual of those minutes: each hour of the day's (UTC) median over the
+   * `baselineDays` before the window, or over the `baselineDays` before those if lower (waves.ts Bars).
    */
   waveFactor: number;
   /** A sign-in after this many failed attempts in a row is reported (the notice to the owner uses the same 5). */
@@ -112,6 +103,10 @@ export interface Wave {
   typos: number;
   succeeded: number;
   newDeviceSignIns: number;
+  /** The usual failures an hour of its hours of the day (UTC), on average over its span: what it is set against. */
+  usualFailedPerHour: number;
+  /** The bars of the spans starting where it starts (60 minutes, 6 and 24 hours), from those hours' usual. */
+  bars: Bar[];
 }
 
 export interface SprayingAddress {
@@ -129,9 +124,11 @@ export interface LoginsReport {
   succeeded: number;
   /** The median hour of the window itself. */
   medianFailedPerHour: number;
-  /** The usual rate a wave is compared with, and where it was read: the days before the window, or the window when the store is younger. */
+  /** The usual hour (the median), and where it was read: the days before the window, or the window when the store is younger. */
   usualFailedPerHour: number;
   usualFrom: "before-window" | "window";
+  /** The usual of each hour of the day (UTC, index 0 = 00:00–01:00) the bars come from (the median hour where a period held it on fewer than 3 days). */
+  usualByHourOfDay: number[];
   waves: Wave[];
   sprayingAddresses: SprayingAddress[];
   /** Accounts at or above `guessMin` failures, the most severe first (at most 100; the findings count the rest). */
@@ -265,18 +262,23 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
   // oldest of three taken as it is) are a wave's, not the usual: left out of its median. A campaign reported as a wave
   // every day (18 an hour against a usual 2) so becomes the usual only once it fills the oldest period too, three weeks
   // of daily reports; one paced under five times the usual can still raise it, by less than five times a week
-  // (test/logins-thirtyeight-b-red-team.test.ts). The bar is each hour of the day's own (usualOf): a site busy in
-  // working hours is not judged by its nights because a holiday made the older period's median a quiet hour
-  // (test/logins-thirtynine-red-team.test.ts).
+  // (test/logins-thirtyeight-b-red-team.test.ts). The bar an hour is left out by is its hour of the day's (usualOf): a
+  // site busy in working hours is not judged by its nights because a holiday made the older period's median a quiet
+  // hour (test/logins-thirtynine-red-team.test.ts).
   const previous = before !== null && before.hours.length > 0 ? await failedBefore(database, since - 2 * period, since - period) : null;
   const oldest = previous !== null && previous.hours.length > 0 ? await failedBefore(database, since - 3 * period, since - 2 * period) : null;
   const oldestUsual = oldest !== null && oldest.hours.length > 0 ? usualOf(oldest, null, options.waveFactor) : null;
   const previousUsual = previous !== null && previous.hours.length > 0 ? usualOf(previous, oldestUsual, options.waveFactor) : null;
-  const usual = before !== null && before.hours.length > 0
-    ? Math.min(usualOf(before, previousUsual, options.waveFactor).median, previousUsual?.median ?? Infinity)
-    : windowMedian;
-  const usualFrom = before !== null && before.hours.length > 0 ? "before-window" : "window";
-  const thresholds = WAVE_SPAN_HOURS.map((hours) => ({ hours, at: Math.max(options.waveMin, options.waveFactor * Math.max(usual, 1) * hours) }));
+  const beforeUsual = before !== null && before.hours.length > 0 ? usualOf(before, previousUsual, options.waveFactor) : null;
+  const usual = beforeUsual !== null ? Math.min(beforeUsual.median, previousUsual?.median ?? Infinity) : windowMedian;
+  const usualFrom = beforeUsual !== null ? "before-window" : "window";
+  // The bars are each hour of the day's (UTC): the lower of the two periods' usual for that hour, or their median hour
+  // where a period did not hold it on MIN_DAYS_AN_HOUR days (a store younger than its periods). One usual hour for the
+  // whole day judged a site busy by day at night by its day's rate (a stuffer at 70 times the night's usual was no
+  // wave), and a site with quiet weekends by a quiet median hour (every weekday a wave).
+  const hourOfDayUsual = (u: Usual | null, h: number): number => (u === null ? Infinity : (u.byHourOfDay[h] ?? u.median));
+  const usualByHourOfDay = Array.from({ length: HOURS_A_DAY }, (_, h) => (beforeUsual === null ? windowMedian : Math.min(hourOfDayUsual(beforeUsual, h), hourOfDayUsual(previousUsual, h))));
+  const bars = new Bars(usualByHourOfDay, options.waveFactor, options.waveMin);
 
   // Typos are not a wave: a failure its account's own sign-in from a browser it knew, from the same address, followed
   // within minutes is left out of the counts, and the waves found again (a newsletter day of readers mistyping once
@@ -284,14 +286,14 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
   // elsewhere, its typos counted too), so a quiet day costs nothing more.
   const firstBucket = Math.floor(countedFrom / BUCKET_MS);
   const endBucket = Math.ceil(until / BUCKET_MS);
-  const firstSpans = findWaves(byBucket, firstBucket, endBucket, thresholds, usual);
+  const firstSpans = findWaves(byBucket, firstBucket, endBucket, bars);
   const typos = firstSpans.length === 0 ? new Map<number, number>()
     : await typosByBucket(database, countedFrom, until, BUCKET_MS);
   // (At least 0: typos written between the two reads, beside a live server, are not subtracted from failures never counted.)
   const counted = typos.size === 0 ? byBucket : new Map([...byBucket].map(([b, c]) => [b, { ...c, n: Math.max(0, c.n - (typos.get(b) ?? 0)) }]));
   // A wave that ended before the window (after judgedFrom) is the run before's, judged again only for a sign-in during
   // it written late (below): kept when one was.
-  const waveSpans = (typos.size === 0 ? firstSpans : findWaves(counted, firstBucket, endBucket, thresholds, usual))
+  const waveSpans = (typos.size === 0 ? firstSpans : findWaves(counted, firstBucket, endBucket, bars))
     .filter((w) => (w.last + 1) * BUCKET_MS > judgedFrom);
   const waveEnded = waveSpans.map((w) => (w.last + 1) * BUCKET_MS <= since);
   const waveOf = (at: number): number => {
@@ -373,6 +375,7 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
     return {
       from: iso(span.first * BUCKET_MS), to: iso((span.last + 1) * BUCKET_MS), failed: n, typos: typed, accountsTried: accounts,
       unknownShare: n === 0 ? 0 : Math.round((unknown / n) * 100) / 100, succeeded, newDeviceSignIns: list.count,
+      usualFailedPerHour: bars.perHour(span.first, span.last), bars: bars.from(span.first),
     };
   });
 
@@ -380,7 +383,7 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
   const addresses = [...sprayIPs.values()].filter((a) => !earlier.has(a.ip) || a.signIns > 0).sort((a, b) => b.accounts - a.accounts || a.ip.localeCompare(b.ip));
   const earlierListed = addresses.filter((a) => earlier.has(a.ip)).length;
   const findings: Finding[] = [
-    ...waveFindings(waves, keptWaves.map((k) => k.list), { thresholds, usual, usualFrom, options }),
+    ...waveFindings(waves, keptWaves.map((k) => k.list), { usual, usualByHourOfDay, usualFrom, options }),
     ...sprayFinding(addresses, spraying.recent + earlierListed, lists.spray, options, earlierListed),
     ...guessedReport.findings,
     ...slowReport.findings,
@@ -389,64 +392,12 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
   ];
   return {
     findings, window: { since: iso(since), until: iso(until), hours: windowHours }, failed, throttled, succeeded,
-    medianFailedPerHour: windowMedian, usualFailedPerHour: usual, usualFrom, waves,
+    medianFailedPerHour: windowMedian, usualFailedPerHour: usual, usualFrom, usualByHourOfDay, waves,
     sprayingAddresses: addresses.slice(0, MAX_ADDRESSES), guessedAccounts: [...guessedReport.accounts, ...slowReport.accounts].slice(0, MAX_ADDRESSES), succeededWithoutDetail: withoutDetail, reportedAccounts: [...reported],
   };
 }
 
-/**
- * The waves among the buckets [first, end). Over 60 minutes (the first of `thresholds`), a bucket is in a wave when
- * some 60 minutes holding it reach the bar and it carries its part of that rate itself (a twelfth of the bar), so a
- * wave's span is where its failures are, not the quiet minutes around them. Over the longer spans, counted without the
- * 60-minute waves' buckets, a span that reaches its bar is a wave from the first to the last of its buckets above
- * twice the usual rate (at least one failure), gaps included: a campaign's pace is the attacker's to choose (a failure
- * every 20 minutes, or a decoy bucket holding most of them), so no bucket of it must carry a share of its own.
- * Adjacent wave buckets make one wave. Only the buckets holding failures are walked (a span ending at an empty bucket
- * holds no more than the one ending at the last full bucket before it), so the work is the log's, not the window's.
- */
-function findWaves(byBucket: Map<number, BucketCount>, first: number, end: number, thresholds: ReadonlyArray<{ hours: number; at: number }>, usual: number): Array<{ first: number; last: number }> {
-  const keys = [...byBucket.keys()].filter((b) => b >= first && b < end).sort((x, y) => x - y);
-  const hot = new Set<number>();
-  const hourly = new Set<number>();
-  const aboveUsual = Math.max(1, (2 * usual) / BUCKETS_PER_HOUR);
-  for (const { hours, at } of thresholds) {
-    const buckets = hours * BUCKETS_PER_HOUR;
-    // The longer spans count what the 60-minute waves did not take.
-    const n = (b: number): number => (hours > 1 && hourly.has(b) ? 0 : (byBucket.get(b)?.n ?? 0));
-    let sum = 0;
-    // keys[start..j]: the buckets of the span ending at keys[j].
-    for (let j = 0, start = 0; j < keys.length; j++) {
-      const b = keys[j]!;
-      sum += n(b);
-      while (keys[start]! <= b - buckets) sum -= n(keys[start++]!);
-      if (sum < at) continue;
-      if (hours === 1) {
-        for (let k = start; k <= j; k++) if (n(keys[k]!) * 2 * buckets >= at) hourly.add(keys[k]!);
-        continue;
-      }
-      let lo = Number.NaN;
-      let hi = Number.NaN;
-      for (let k = start; k <= j; k++) {
-        if (n(keys[k]!) < aboveUsual) continue;
-        if (Number.isNaN(lo)) lo = keys[k]!;
-        hi = keys[k]!;
-      }
-      for (let x = lo; x <= hi; x++) hot.add(x);
-    }
-  }
-  for (const b of hourly) hot.add(b);
-  const spans: Array<{ first: number; last: number }> = [];
-  for (const b of [...hot].sort((x, y) => x - y)) {
-    const open = spans.at(-1);
-    if (open && open.last === b - 1) open.last = b;
-    else spans.push({ first: b, last: b });
-  }
-  return spans;
-}
-
-function waveFindings(waves: Wave[], lists: SignInList[], ctx: { thresholds: ReadonlyArray<{ hours: number; at: number }>; usual: number; usualFrom: string; options: LoginsCheckOptions }): Finding[] {
-  const threshold = (ctx.thresholds[0] as { at: number }).at;
-  const longer = ctx.thresholds.slice(1).map((t) => `${t.at} in ${t.hours} hours`).join(" or ");
+function waveFindings(waves: Wave[], lists: SignInList[], ctx: { usual: number; usualByHourOfDay: number[]; usualFrom: string; options: LoginsCheckOptions }): Finding[] {
   // The most severe first (sign-ins got through), then the largest: a stuffer's cheap waves in front of the real one
   // pushed it past the waves reported one by one.
   const order = waves.map((_, i) => i).sort((a, b) => (waves[b]!.newDeviceSignIns > 0 ? 1 : 0) - (waves[a]!.newDeviceSignIns > 0 ? 1 : 0) || waves[b]!.failed - waves[a]!.failed || a - b);
@@ -455,21 +406,25 @@ function waveFindings(waves: Wave[], lists: SignInList[], ctx: { thresholds: Rea
     const list = SignInList.merge(indexes.map((i) => lists[i]!));
     const got = indexes.reduce((n, i) => n + waves[i]!.newDeviceSignIns, 0);
     const failed = indexes.reduce((n, i) => n + waves[i]!.failed, 0);
+    // The bars are those of the first wave listed (each wave's own are in its evidence).
+    const first = waves[indexes[0]!]!;
+    const threshold = first.bars[0]!.at;
+    const longer = first.bars.slice(1).map((t) => `${t.at} in ${t.hours} hours`).join(" or ");
     return {
       id: "logins.failure-wave",
       severity: got > 0 ? "high" : "medium",
       title,
       detail:
-        `Failed logins reached at least ${threshold} in 60 minutes${longer === "" ? "" : `, or ${longer}`} (${ctx.options.waveFactor}× the usual ${ctx.usual} an hour, read from ${ctx.usualFrom === "window" ? "the window itself, the store being younger" : `the ${ctx.options.baselineDays} days before the window, or the ${ctx.options.baselineDays} before those if lower, their hours of waves left out`}; ` +
+        `Failed logins reached ${indexes.length > 1 ? `their bars; from ${first.from}, ` : ""}at least ${threshold} in 60 minutes${longer === "" ? "" : `, or ${longer}`} from ${indexes.length > 1 ? "there" : "its start"} (${ctx.options.waveFactor}× the usual of those hours of the day, UTC, ${first.usualFailedPerHour} an hour there, read from ${ctx.usualFrom === "window" ? "the window itself, the store being younger" : `the ${ctx.options.baselineDays} days before the window, or the ${ctx.options.baselineDays} before those if lower, for each hour of the day, their hours of waves left out`}; ` +
         `and at least ${ctx.options.waveMin}; typos, each followed within ${TYPO_CORRECTED_MS / MINUTE} minutes by its account's sign-in from a browser it knew at the same address, not counted): ${failed} failure(s), ${got} sign-in(s) from a browser new to its account meanwhile${list.length > 0 ? `: ${SignInList.describe(list.slice(0, 10))}${got > 10 ? ", …" : ""}` : ""}.`,
-      evidence: { waves: indexes.map((i) => waves[i]), threshold, thresholds: ctx.thresholds, usualFailedPerHour: ctx.usual, newDeviceSignInsListed: list, ...SignInList.others(indexes.map((i) => lists[i]!), list) },
+      evidence: { waves: indexes.map((i) => waves[i]), threshold, thresholds: first.bars, usualFailedPerHour: ctx.usual, usualByHourOfDay: ctx.usualByHourOfDay, newDeviceSignInsListed: list, ...SignInList.others(indexes.map((i) => lists[i]!), list) },
       remediation: got > 0 ? REMEDY : "Nothing got through from a new browser. Watch whether it goes on; flood control already refuses each address past its hourly failures, " +
         "so a wave this size comes from many addresses: block them upstream if it persists (they are in the auth.login.failed events of those hours).",
     };
   };
   for (const i of order.slice(0, MAX_WAVES)) {
     const w = waves[i]!;
-    findings.push(one([i], `${w.failed} failed logins from ${w.from} to ${w.to}, against a usual ${ctx.usual} an hour (${Math.round(w.unknownShare * 100)}% on accounts that do not exist)`));
+    findings.push(one([i], `${w.failed} failed logins from ${w.from} to ${w.to}, against a usual ${w.usualFailedPerHour} an hour at those hours (${Math.round(w.unknownShare * 100)}% on accounts that do not exist)`));
   }
   const rest = order.slice(MAX_WAVES);
   if (rest.length > 0) findings.push(one(rest, `${rest.length} more wave(s) of failed logins, summed here`));

@@ -140,7 +140,10 @@ export default {
           ...(lateLine === null ? [] : [lateLine]),
           ...(longWindow ? [`the window is ${Math.round(((until - since) / 86_400_000) * 10) / 10} days long: runs were missed or failed since ${new Date(since).toISOString()}; it is judged whole, and the spraying and guessed-account rules count failures over all of it`] : []),
         ];
-        const usual = r.usualFrom === "window" ? "the window's own median, the store being younger than the baseline" : `the median hour of the ${baselineDays} days before, or of the ${baselineDays} before those if lower`;
+        const lowHour = Math.min(...r.usualByHourOfDay);
+        const highHour = Math.max(...r.usualByHourOfDay);
+        const byHour = lowHour === highHour ? "" : `; by hour of the day, UTC, from ${lowHour} to ${highHour}: the bars are each hour's`;
+        const usual = r.usualFrom === "window" ? "the window's own median, the store being younger than the baseline" : `the median hour of the ${baselineDays} days before, or of the ${baselineDays} before those if lower${byHour}`;
         const summary = [
           `${r.window.since} to ${r.window.until}: ${r.failed} failed login(s), usually ${r.usualFailedPerHour} an hour (${usual}), ${r.throttled} throttled event(s), ${r.succeeded} sign-in(s); ${r.waves.length} wave(s), ${r.sprayingAddresses.length} spraying address(es), ${r.guessedAccounts.length} guessed account(s)`,
           ...stateLines,
@@ -152,7 +155,7 @@ export default {
           findings: r.findings,
           extra: {
             window: r.window, failed: r.failed, throttled: r.throttled, succeeded: r.succeeded, medianFailedPerHour: r.medianFailedPerHour,
-            usualFailedPerHour: r.usualFailedPerHour, usualFrom: r.usualFrom, waves: r.waves, sprayingAddresses: r.sprayingAddresses, guessedAccounts: r.guessedAccounts,
+            usualFailedPerHour: r.usualFailedPerHour, usualFrom: r.usualFrom, usualByHourOfDay: r.usualByHourOfDay, waves: r.waves, sprayingAddresses: r.sprayingAddresses, guessedAccounts: r.guessedAccounts,
             succeededWithoutDetail: r.succeededWithoutDetail, reportedAccounts: r.reportedAccounts.length,
             ...(opts.state === undefined ? {} : { state: { file: opts.state, lastEnd: lastEnd === null ? null : new Date(lastEnd).toISOString(), sinceIgnored, longWindow, judgedFrom: new Date(since - lateMs).toISOString() } }),
           },

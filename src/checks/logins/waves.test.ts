@@ -1,0 +1,122 @@
+// The bars of check logins' waves, each hour of the day's own (waves.ts), and findWaves against a brute-force walk of
+// every span. ASVS 16.3.1 (security events are detected), 6.3.1 (credential stuffing is noticed).
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { BucketCount } from "./queries.ts";
+import { Bars, BUCKET_MS, findWaves, WAVE_SPAN_HOURS } from "./waves.ts";
+
+const HOUR = 3_600_000;
+const PER_HOUR = HOUR / BUCKET_MS;
+const DAY = 24 * PER_HOUR;
+/** Bucket of 00:00 UTC, Monday 11 January 2027. */
+const MIDNIGHT = Date.UTC(2027, 0, 11) / BUCKET_MS;
+/** 32 an hour from 08:00 to 21:00 UTC, 2 at night. */
+const WORKING = Array.from({ length: 24 }, (_, h) => (h >= 8 && h < 21 ? 32 : 2));
+
+const counts = (entries: Array<[number, number]>): Map<number, BucketCount> =>
+  new Map(entries.map(([bucket, n]) => [bucket, { bucket, type: "auth.login.failed", n, accounts: n, unknown: 0 }]));
+
+test("bars come from the usual of the hours a span covers: a night hour is judged by the night's usual, a day hour by the day's, a day by all of them", () => {
+  const bars = new Bars(WORKING, 5, 100);
+  // 60 minutes of the working day: 5 × 32; of the night: 5 × 2 = 10, floored by --wave-min.
+  assert.equal(bars.at(1, MIDNIGHT + 10 * PER_HOUR - 1), 160);
+  assert.equal(bars.at(1, MIDNIGHT + 3 * PER_HOUR - 1), 100);
+  assert.equal(new Bars(WORKING, 5, 1).at(1, MIDNIGHT + 3 * PER_HOUR - 1), 10);
+  // A day holds every hour once, wherever it starts: 5 × (13 × 32 + 11 × 2).
+  for (const end of [MIDNIGHT, MIDNIGHT + 7, MIDNIGHT + 100, MIDNIGHT + DAY + 55]) assert.equal(bars.at(24, end), 2_190);
+  // Six hours from 18:00: 3 × 32 + 3 × 2, times 5.
+  assert.equal(bars.at(6, MIDNIGHT + 24 * PER_HOUR - 1), 5 * (3 * 32 + 3 * 2));
+  // A span straddling two hours takes each bucket's share: 20:30–21:30 is half 32, half 2 (5 × 17 = 85, at least 1).
+  assert.equal(new Bars(WORKING, 5, 1).at(1, MIDNIGHT + 21 * PER_HOUR + 2), 85);
+  // A quiet hour counts as 1 (no bar of 0); the usual reported is not floored.
+  const quiet = new Bars(Array.from({ length: 24 }, () => 0), 5, 1);
+  assert.equal(quiet.at(1, MIDNIGHT), 5);
+  assert.equal(quiet.perHour(MIDNIGHT, MIDNIGHT + 5), 0);
+  assert.equal(bars.perHour(MIDNIGHT + 20 * PER_HOUR + 3, MIDNIGHT + 21 * PER_HOUR + 2), 17);
+  assert.deepEqual(bars.from(MIDNIGHT + 8 * PER_HOUR), [{ hours: 1, at: 160 }, { hours: 6, at: 960 }, { hours: 24, at: 2_190 }]);
+  // A fractional factor rounds the bar up to a whole count.
+  assert.equal(new Bars(WORKING, 2.5, 1).at(1, MIDNIGHT + 3 * PER_HOUR - 1), 5);
+  assert.throws(() => new Bars([1, 2, 3], 5, 100), /24 numbers, not 3/);
+});
+
+test("a bucket's hour of the day is UTC's, before 1970 too", () => {
+  const bars = new Bars(WORKING, 5, 1);
+  const before1970 = Date.UTC(1969, 6, 20, 9) / BUCKET_MS;
+  assert.equal(bars.at(1, before1970 + PER_HOUR - 1), 160);
+  assert.equal(bars.usualOf(before1970), 32 / PER_HOUR);
+});
+
+test("attack: 80 failures in the last 10 minutes of the working day, the night after quiet: the 60 minutes from them are mostly night, against a bar of 55, and are a wave (the spans ending at the empty buckets after a full one are judged too) (ASVS 6.3.1)", () => {
+  const usual = Array.from({ length: 24 }, (_, h) => (h >= 8 && h < 21 ? 60 : 0));
+  const bars = new Bars(usual, 5, 1);
+  const last = MIDNIGHT + 21 * PER_HOUR - 1;
+  const waves = findWaves(counts([[last, 80]]), MIDNIGHT, MIDNIGHT + DAY, bars);
+  assert.deepEqual(waves, [{ first: last, last }]);
+  // Its own hour's bar (300) alone never saw it.
+  assert.equal(bars.at(1, last), 300);
+  // 50 is under the night-side bar too: no wave.
+  assert.deepEqual(findWaves(counts([[last, 50]]), MIDNIGHT, MIDNIGHT + DAY, bars), []);
+});
+
+/** A small deterministic generator (mulberry32): the same cases on every run. */
+function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
+
+/** Every span of every length, ending at every bucket from `first` to past `end`: the rule findWaves must keep. */
+function bruteForce(byBucket: Map<number, BucketCount>, first: number, end: number, bars: Bars): Array<{ first: number; last: number }> {
+  const hot = new Set<number>();
+  const hourly = new Set<number>();
+  for (const hours of WAVE_SPAN_HOURS) {
+    const buckets = hours * PER_HOUR;
+    const n = (b: number): number => (b < first || b >= end ? 0 : hours > 1 && hourly.has(b) ? 0 : (byBucket.get(b)?.n ?? 0));
+    for (let e = first; e < end + buckets; e++) {
+      let sum = 0;
+      for (let b = e - buckets + 1; b <= e; b++) sum += n(b);
+      const at = bars.at(hours, e);
+      if (sum === 0 || sum < at) continue;
+      const inSpan = Array.from({ length: buckets }, (_, i) => e - buckets + 1 + i).filter((b) => n(b) > 0);
+      if (hours === 1) {
+        for (const b of inSpan) if (n(b) * 2 * buckets >= at) hourly.add(b);
+        continue;
+      }
+      const above = inSpan.filter((b) => n(b) >= Math.max(1, 2 * bars.usualOf(b)));
+      if (above.length > 0) for (let x = above[0]!; x <= above.at(-1)!; x++) hot.add(x);
+    }
+  }
+  for (const b of hourly) hot.add(b);
+  const spans: Array<{ first: number; last: number }> = [];
+  for (const b of [...hot].sort((x, y) => x - y)) {
+    const open = spans.at(-1);
+    if (open && open.last === b - 1) open.last = b;
+    else spans.push({ first: b, last: b });
+  }
+  return spans;
+}
+
+test("findWaves finds what a walk of every span of every length, ending at every bucket, finds: 300 random days of failures against random usual hours", () => {
+  let waves = 0;
+  for (let seed = 1; seed <= 300; seed++) {
+    const next = random(seed);
+    const usual = Array.from({ length: 24 }, () => Math.floor(next() ** 3 * 80));
+    const bars = new Bars(usual, 1 + Math.floor(next() * 8), 1 + Math.floor(next() * 120));
+    const first = MIDNIGHT + Math.floor(next() * DAY);
+    const end = first + DAY + Math.floor(next() * 2 * DAY);
+    const entries: Array<[number, number]> = [];
+    const density = next();
+    for (let b = first; b < end; b++) if (next() < density * 0.3) entries.push([b, 1 + Math.floor(next() ** 4 * 150)]);
+    const byBucket = counts(entries);
+    const found = findWaves(byBucket, first, end, bars);
+    assert.deepEqual(found, bruteForce(byBucket, first, end, bars), `seed ${seed}`);
+    waves += found.length;
+  }
+  // The cases are not all quiet nor all one wave.
+  assert.ok(waves > 100, `${waves} waves in 300 cases`);
+});

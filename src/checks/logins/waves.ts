@@ -1,0 +1,157 @@
+// The bars a wave of failed logins is judged by, and the waves found against them. Each hour of the day (UTC) has its
+// own usual (index.ts usualOf): a site busy 13 hours a day is judged at night by its nights, not by its day's rate (a
+// stuffer working only at night ran at 70 times the night's usual unseen), and a site whose weekends are quiet is
+// judged in its working hours by their own usual, not by a quiet median hour (every weekday was a wave). Red team 39b.
+import type { BucketCount } from "./queries.ts";
+
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+/** Failures are counted in buckets this long; a wave is judged over any 60 minutes of them, not per clock hour. */
+export const BUCKET_MS = 10 * MINUTE;
+const BUCKETS_PER_HOUR = HOUR / BUCKET_MS;
+const HOURS_A_DAY = 24;
+const BUCKETS_A_DAY = HOURS_A_DAY * BUCKETS_PER_HOUR;
+/**
+ * The spans a wave is judged over. Over any 60 minutes the bar is the larger of --wave-min and --wave-factor times the
+ * usual of those minutes; over 6 and 24 hours, the larger of --wave-min and --wave-factor times the usual of the span: a
+ * campaign paced under the hourly bar all day (90 an hour, or 18, against a usual 2) is past the usual over 6 or 24
+ * hours. The failures of the 60-minute waves are left out of the longer spans' counts (those waves are reported as
+ * they are).
+ */
+export const WAVE_SPAN_HOURS = [1, 6, 24] as const;
+
+/** A span's bar: at least `at` failures in `hours` hours. */
+export interface Bar {
+  hours: number;
+  at: number;
+}
+
+/**
+ * The bars of any span of buckets, from the usual failures of each hour of the day (UTC, index 0 = 00:00–01:00). An
+ * hour's usual counts as at least 1 (a quiet night is no bar of 0 × --wave-factor). Buckets are counted from the epoch,
+ * so a bucket's hour of the day is its number modulo a day's; a span's usual is a difference of two running sums.
+ */
+export class Bars {
+  readonly #factor: number;
+  readonly #min: number;
+  readonly #usual: readonly number[];
+  /** #prefix[k]: the floored usuals (per hour) of a day's first k buckets; #prefix[BUCKETS_A_DAY] is a whole day's. */
+  readonly #prefix: number[];
+  /** The lowest bar of any span of each length (WAVE_SPAN_HOURS): a count under it needs no look at where it falls. */
+  readonly #lowest = new Map<number, number>();
+
+  constructor(usualByHourOfDay: readonly number[], factor: number, min: number) {
+    if (usualByHourOfDay.length !== HOURS_A_DAY) throw new RangeError(`the usual of each hour of the day: ${HOURS_A_DAY} numbers, not ${usualByHourOfDay.length}`);
+    this.#usual = usualByHourOfDay;
+    this.#factor = factor;
+    this.#min = min;
+    this.#prefix = [0];
+    for (let k = 0; k < BUCKETS_A_DAY; k++) this.#prefix.push(this.#prefix[k]! + Math.max(usualByHourOfDay[Math.floor(k / BUCKETS_PER_HOUR)]!, 1));
+    for (const hours of WAVE_SPAN_HOURS) {
+      let lowest = Infinity;
+      for (let end = 0; end < BUCKETS_A_DAY; end++) lowest = Math.min(lowest, this.at(hours, end));
+      this.#lowest.set(hours, lowest);
+    }
+  }
+
+  /** The floored usuals (per hour) of the buckets before bucket `b`, since the epoch's first. */
+  #before(b: number): number {
+    const day = Math.floor(b / BUCKETS_A_DAY);
+    return day * this.#prefix[BUCKETS_A_DAY]! + this.#prefix[b - day * BUCKETS_A_DAY]!;
+  }
+
+  /** The bar of the span of `hours` hours ending with bucket `end` (inclusive). */
+  at(hours: number, end: number): number {
+    const usualHours = this.#before(end + 1) - this.#before(end + 1 - hours * BUCKETS_PER_HOUR);
+    // usualHours is a whole number (medians of counts); the bar is the least whole count at or above factor × usual.
+    return Math.max(this.#min, Math.ceil((this.#factor * usualHours) / BUCKETS_PER_HOUR - 1e-9));
+  }
+
+  /** The lowest bar of a span of `hours` hours, wherever it falls. */
+  lowest(hours: number): number {
+    return this.#lowest.get(hours) ?? this.#min;
+  }
+
+  /** The bars of the spans starting with bucket `first`: what a wave beginning there was judged by. */
+  from(first: number): Bar[] {
+    return WAVE_SPAN_HOURS.map((hours) => ({ hours, at: this.at(hours, first + hours * BUCKETS_PER_HOUR - 1) }));
+  }
+
+  /** The usual failures of bucket `b` (its hour's usual, a sixth of it), not floored. */
+  usualOf(b: number): number {
+    const k = b - Math.floor(b / BUCKETS_A_DAY) * BUCKETS_A_DAY;
+    return this.#usual[Math.floor(k / BUCKETS_PER_HOUR)]! / BUCKETS_PER_HOUR;
+  }
+
+  /** The usual of the buckets first..last as a rate an hour, to one decimal (a wave's "against a usual … an hour"). */
+  perHour(first: number, last: number): number {
+    let sum = 0;
+    for (let b = first; b <= last; b++) sum += this.usualOf(b);
+    return Math.round((sum / (last - first + 1)) * BUCKETS_PER_HOUR * 10) / 10;
+  }
+}
+
+/**
+ * The waves among the buckets [first, end). Over 60 minutes, a bucket is in a wave when some 60 minutes holding it
+ * reach their bar and it carries its part of that rate itself (a twelfth of the bar), so a wave's span is where its
+ * failures are, not the quiet minutes around them. Over the longer spans, counted without the 60-minute waves'
+ * buckets, a span that reaches its bar is a wave from the first to the last of its buckets above twice their usual
+ * (at least one failure), gaps included: a campaign's pace is the attacker's to choose (a failure every 20 minutes,
+ * or a decoy bucket holding most of them), so no bucket of it must carry a share of its own. Adjacent wave buckets
+ * make one wave.
+ *
+ * Only the buckets holding failures are walked, so the work is the log's, not the window's: the spans ending at a full
+ * bucket and at the empty ones after it, up to the next full one, hold that bucket's failures or fewer, and are
+ * judged each against its own bar (the bar differs by the hours a span covers: one sliding from the evening into the
+ * night drops busy hours' usual for quiet ones). A count under a span's lowest bar anywhere is passed at once.
+ */
+export function findWaves(byBucket: Map<number, BucketCount>, first: number, end: number, bars: Bars): Array<{ first: number; last: number }> {
+  const keys = [...byBucket.keys()].filter((b) => b >= first && b < end).sort((x, y) => x - y);
+  const hot = new Set<number>();
+  const hourly = new Set<number>();
+  for (const hours of WAVE_SPAN_HOURS) {
+    const buckets = hours * BUCKETS_PER_HOUR;
+    const lowest = bars.lowest(hours);
+    // The longer spans count what the 60-minute waves did not take.
+    const n = (b: number): number => (hours > 1 && hourly.has(b) ? 0 : (byBucket.get(b)?.n ?? 0));
+    // A span of keys[from..to] reached the bar `at`.
+    const reached = (from: number, to: number, at: number): void => {
+      if (hours === 1) {
+        for (let k = from; k <= to; k++) if (n(keys[k]!) * 2 * buckets >= at) hourly.add(keys[k]!);
+        return;
+      }
+      let lo = Number.NaN;
+      let hi = Number.NaN;
+      for (let k = from; k <= to; k++) {
+        if (n(keys[k]!) < Math.max(1, 2 * bars.usualOf(keys[k]!))) continue;
+        if (Number.isNaN(lo)) lo = keys[k]!;
+        hi = keys[k]!;
+      }
+      for (let x = lo; x <= hi; x++) hot.add(x);
+    };
+    let sum = 0;
+    // keys[start..j]: the buckets of the span ending at keys[j].
+    for (let j = 0, start = 0; j < keys.length; j++) {
+      const b = keys[j]!;
+      sum += n(b);
+      while (keys[start]! <= b - buckets) sum -= n(keys[start++]!);
+      if (sum < lowest) continue;
+      // The spans ending at b and at the empty buckets after it, before the next full one (and while they hold b).
+      const last = Math.min((keys[j + 1] ?? Infinity) - 1, b + buckets - 1);
+      let held = sum;
+      for (let e = b, s = start; e <= last && held >= lowest; e++) {
+        while (keys[s]! <= e - buckets) held -= n(keys[s++]!);
+        const at = bars.at(hours, e);
+        if (held >= at) reached(s, j, at);
+      }
+    }
+  }
+  for (const b of hourly) hot.add(b);
+  const spans: Array<{ first: number; last: number }> = [];
+  for (const b of [...hot].sort((x, y) => x - y)) {
+    const open = spans.at(-1);
+    if (open && open.last === b - 1) open.last = b;
+    else spans.push({ first: b, last: b });
+  }
+  return spans;
+}
