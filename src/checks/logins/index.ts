@@ -11,7 +11,7 @@ import { DEFAULT_DATED_AHEAD_TOLERANCE_MS } from "../../store/clock-skew.ts";
 import type { Database } from "../../store/database.ts";
 import type { Finding } from "../finding.ts";
 import { GuessedAccounts, type GuessedAccount } from "./guessed.ts";
-import { failedByAddress, failedByBucket, failedBefore, MAX_GUESSED, signIns, TYPO_CORRECTED_MS, typosByBucket, type BucketCount, type SprayingClients } from "./queries.ts";
+import { failedByAddress, failedByBucket, failedBefore, firstEventAt, MAX_GUESSED, signIns, TYPO_CORRECTED_MS, typosByBucket, type BucketCount, type SprayingClients } from "./queries.ts";
 import { REMEDY, SignInList } from "./sign-ins.ts";
 import { BUCKET_MS, Bars, findWaves, type Bar } from "./waves.ts";
 
@@ -255,7 +255,9 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
   // The usual rate comes from before the window (the window is what a stuffer fills: hours of cheap failures raised
   // its median above the real wave). A store younger than that falls back on the window's own.
   const period = options.baselineDays * 24 * HOUR;
-  const before = options.baselineDays > 0 ? await failedBefore(database, since - period, since) : null;
+  // The store's first event, read once for the three periods: none of them starts before it.
+  const firstEvent = options.baselineDays > 0 ? await firstEventAt(database) : null;
+  const before = options.baselineDays > 0 ? await failedBefore(database, since - period, since, firstEvent) : null;
   // The lower of that period's median and the one before it (when the store is that old): a campaign paced under the
   // bars for a week raised that week's median (95 an hour against a real 2), which would have let the next week run at
   // five times that unseen. And each period's hours above --wave-factor times the usual of the period before it (the
@@ -265,8 +267,8 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
   // (test/logins-thirtyeight-b-red-team.test.ts). The bar an hour is left out by is its hour of the day's (usualOf): a
   // site busy in working hours is not judged by its nights because a holiday made the older period's median a quiet
   // hour (test/logins-thirtynine-red-team.test.ts).
-  const previous = before !== null && before.hours.length > 0 ? await failedBefore(database, since - 2 * period, since - period) : null;
-  const oldest = previous !== null && previous.hours.length > 0 ? await failedBefore(database, since - 3 * period, since - 2 * period) : null;
+  const previous = before !== null && before.hours.length > 0 ? await failedBefore(database, since - 2 * period, since - period, firstEvent) : null;
+  const oldest = previous !== null && previous.hours.length > 0 ? await failedBefore(database, since - 3 * period, since - 2 * period, firstEvent) : null;
   const oldestUsual = oldest !== null && oldest.hours.length > 0 ? usualOf(oldest, null, options.waveFactor) : null;
   const previousUsual = previous !== null && previous.hours.length > 0 ? usualOf(previous, oldestUsual, options.waveFactor) : null;
   const beforeUsual = before !== null && before.hours.length > 0 ? usualOf(before, previousUsual, options.waveFactor) : null;

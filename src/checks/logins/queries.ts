@@ -87,16 +87,23 @@ export async function failedByBucket(database: Database, from: number, until: nu
   return rows.map((r) => ({ bucket: Number(r.bucket), type: r.type, n: Number(r.n), accounts: Number(r.accounts), unknown: Number(r.unknown ?? 0) }));
 }
 
+/** The stamp of the store's first event (of any type), or null for an empty store: where its usual can begin. */
+export async function firstEventAt(database: Database): Promise<number | null> {
+  const first = await database.db.selectFrom("audit_events").select((eb) => eb.fn.min("at").as("at")).executeTakeFirst();
+  return first?.at === null || first?.at === undefined ? null : Number(first.at);
+}
+
 /**
  * Failed logins per hour over [from, until) (`hours[i]`: the hour numbered `firstHour + i` since the epoch), zeros included, from the store's first event on (a younger store has no
  * usual rate to speak of before it: its hours are not counted as quiet ones), typos left out (typosByBucket): the
  * window's waves are counted without them, so a usual hour counted with them would raise every bar by the typos' rate
- * for nothing (a site of many corrected typos gave a stuffer five times that rate unseen).
+ * for nothing (a site of many corrected typos gave a stuffer five times that rate unseen). `firstEvent`: firstEventAt's
+ * answer when the caller has it (checkLogins reads three periods), else read here.
  */
-export async function failedBefore(database: Database, from: number, until: number): Promise<{ hours: number[]; firstHour: number }> {
-  const first = await database.db.selectFrom("audit_events").select((eb) => eb.fn.min("at").as("at")).executeTakeFirst();
-  if (first?.at === null || first?.at === undefined) return { hours: [], firstHour: 0 };
-  const start = Math.max(from, Math.floor(Number(first.at) / HOUR) * HOUR);
+export async function failedBefore(database: Database, from: number, until: number, firstEvent?: number | null): Promise<{ hours: number[]; firstHour: number }> {
+  const first = firstEvent === undefined ? await firstEventAt(database) : firstEvent;
+  if (first === null) return { hours: [], firstHour: 0 };
+  const start = Math.max(from, Math.floor(first / HOUR) * HOUR);
   if (start >= until) return { hours: [], firstHour: 0 };
   const { rows } = await sql<{ hour: number | string; n: number | string }>`
     SELECT at / ${sql.lit(HOUR)} AS hour, count(*) AS n FROM audit_events
