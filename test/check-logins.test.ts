@@ -138,7 +138,8 @@ forEachDialect("checkLogins", (dialect) => {
     // accountsTried sums each 10 minutes' distinct identifiers (an upper bound): 5 a bucket, 12 buckets.
     assert.deepEqual(report.waves, [{ from: new Date(start + 10 * HOUR).toISOString(), to: new Date(start + 12 * HOUR).toISOString(), failed: 60, typos: 0, accountsTried: 60, unknownShare: 1, succeeded: 3, newDeviceSignIns: 1,
       // The store being younger than the baseline, the usual is the window's median hour (1) at every hour of the day.
-      usualFailedPerHour: 1, bars: [{ hours: 1, at: 20 }, { hours: 6, at: 30 }, { hours: 24, at: 120 }] }]);
+      // Found by its 60 minutes (a bar of 20 at every hour); quoted: the first holding the most, 10:00–11:00 with 30.
+      usualFailedPerHour: 1, bars: [{ hours: 1, at: 20, failed: 30, from: new Date(start + 10 * HOUR).toISOString(), to: new Date(start + 11 * HOUR).toISOString() }] }]);
     assert.deepEqual(report.usualByHourOfDay, Array.from({ length: 24 }, () => 1));
     const byId = Object.fromEntries(report.findings.map((f) => [f.id, f]));
     assert.equal(byId["logins.failure-wave"]!.severity, "high");

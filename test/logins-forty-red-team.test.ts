@@ -12,7 +12,12 @@
 // a sparse year; whether a wave's `bars` and the detail's words are ones it reached; honest shapes (a short daily peak,
 // a rush that follows local time through a DST change).
 //
-// Found (todo tests, in this order below):
+// Found: 7. Fixed since (index.ts, waves.ts): 1 (each wave quotes, per span length, the span with the lowest bar it
+// reached, its failures, from and to: `bars`, and the detail's words); 2, 3 and 4 (no hour's usual is above
+// --wave-factor times the usual hour: a poisoned or weekday hour is judged as at most that busy, so one hour's bar can
+// be led to at most --wave-factor times the old one's, and a quiet-weekend site's Saturday at 10); 5 (a period of 1 or
+// 2 days needs its hours on as many days). Open (todo): 6 and 7, honest shapes the one usual per UTC hour misjudges
+// (6 as before e2509f3). In this order below:
 // 1. The bars a wave is quoted against are those of the spans starting at its first bucket (index.ts `bars.from
 //    (span.first)`), not the span that made it a wave: 150 failures at 08:00–08:10 (usual 60 by day, 2 at night) are a
 //    wave through 07:10–08:10 (bar 100), yet evidence and detail say it "reached at least 300 in 60 minutes, or 1,800 in
@@ -73,9 +78,7 @@ const won = (tag: string, at: number, k: number): AuditRow =>
 const burst = (at: number, n: number, one: (at: number) => AuditRow): AuditRow[] => Array.from({ length: n }, (_, j) => one(at + 10_000 + Math.floor((j * (9 * MINUTE)) / n)));
 
 forEachDialect("check logins, round forty", (dialect) => {
-  it("attack: a burst of 150 failures in the first 10 minutes of the working day (usual 60 an hour by day, 2 at night) is a wave — and its evidence must name a bar it reached, not the 300 / 1,800 / 4,010 of the spans starting there, which it never came near (ASVS 16.3.1)", {
-    todo: "finding: index.ts reports `bars: bars.from(span.first)` and the detail 'reached at least <bars[0]> in 60 minutes', but the wave was found by the 60 minutes ending at its first bucket (07:10–08:10, mostly night, bar 100); findWaves should return with each span the span/bar that made it a wave (the lowest bar reached among the spans that marked its buckets), and the finding should quote that",
-  }, async () => {
+  it("attack: a burst of 150 failures in the first 10 minutes of the working day (usual 60 an hour by day, 2 at night) is a wave — and its evidence must name a bar it reached, not the 300 / 1,800 / 4,010 of the spans starting there, which it never came near (ASVS 16.3.1) (was: those were quoted)", async () => {
     const { database, insert } = await rawAuditStore(dialect, T0 - 20 * DAY, "truth");
     const rows: AuditRow[] = [...quiet(T0 - 15 * DAY, T0 + DAY)];
     const busy = botnet("busy", true);
@@ -90,11 +93,14 @@ forEachDialect("check logins, round forty", (dialect) => {
     assert.ok(wave !== undefined, waves(report));
     // Held: the wave is reported, high. What must hold too: some bar quoted for it is one it reached.
     assert.ok(wave.bars.some((b) => b.at <= wave.failed), `a wave of ${wave.failed} quoted against ${JSON.stringify(wave.bars)}`);
+    // Every bar quoted is one a span reached, and the finding's words say so.
+    assert.ok(wave.bars.every((b) => b.failed >= b.at), JSON.stringify(wave.bars));
+    const finding = report.findings.find((f) => f.id === "logins.failure-wave")!;
+    const quoted = wave.bars[0]!;
+    assert.ok(finding.detail.includes(`${quoted.failed} in the ${quoted.hours === 1 ? "60 minutes" : `${quoted.hours} hours`} from ${quoted.from} against a bar of ${quoted.at}`), finding.detail);
   });
 
-  it("attack: on a site whose failures follow the working week (32 an hour 08:00–21:00 UTC on weekdays, 2 at night and all weekend), a stuffer working Saturday's working hours at 150 an hour — 75 times that Saturday's usual, 1,950 failures, one try per account and address — must be a wave, and the three sign-ins it won from new browsers reported high (ASVS 6.3.1) (measured: no wave; before e2509f3 it was one)", {
-    todo: "finding: the weekend limit ADR 0026 admits is 1,950 failures a Saturday wide: index.ts usualByHourOfDay takes one median of seven days for each hour (five busy), so a weekend's working hours are judged at 160 / 960 / 2,190 against a real usual of 2. Fix: a usual per hour of the day and per kind of day (weekday / weekend, both periods' days pooled: 4 weekend days, 10 weekdays), so one holiday sets no hour of the week",
-  }, async () => {
+  it("attack: on a site whose failures follow the working week (32 an hour 08:00–21:00 UTC on weekdays, 2 at night and all weekend), a stuffer working Saturday's working hours at 150 an hour — 75 times that Saturday's usual, 1,950 failures, one try per account and address — must be a wave, and the three sign-ins it won from new browsers reported high (ASVS 6.3.1) (was: no wave: each working hour's usual was 32 on Saturdays too)", async () => {
     const saturday = T0 + 5 * DAY;
     assert.equal(new Date(saturday).getUTCDay(), 6);
     const { database, insert } = await rawAuditStore(dialect, saturday - 20 * DAY, "wkend");
@@ -109,14 +115,13 @@ forEachDialect("check logins, round forty", (dialect) => {
     await insert(byTime(rows));
     const report = await run(database, saturday, saturday + DAY);
     assert.equal(report.failed, 13 * 150 + 48);
-    assert.equal(report.usualByHourOfDay[12], 32, JSON.stringify(report.usualByHourOfDay));
+    // The working hours' 32 is capped at --wave-factor times the usual hour (2): 10.
+    assert.equal(report.usualByHourOfDay[12], 10, JSON.stringify(report.usualByHourOfDay));
     for (const k of [0, 1, 2]) assert.ok(names(report, "ses_wkendwon" + k), "ses_wkendwon" + k + ": " + ids(report) + " " + waves(report));
     assert.equal(worst(report), "high");
   });
 
-  it("attack: one hour of the day poisoned silently — 85 failures at 03:00 UTC on four days a week for three weeks (1,020 in all, no daily run sees a wave: under --wave-min) lifts that hour's usual from 2 to 87 and its bar from 100 to 435; a stuffer then running 420 in that hour must still be a wave and its win reported high (ASVS 6.3.1) (measured: unreported; one usual for the day needed the median of all 168 hours lifted)", {
-    todo: "finding: index.ts usualOf takes an hour of the day's usual from the median of its 7 days, so 4 days of one hour (under --wave-min, never a wave, never left out once the oldest period, taken as it is, holds them) lift its bar more than fourfold for the cost of 12 quiet hours. Fix: cap an hour of the day's usual at --wave-min / --wave-factor above the period's median hour unless it was held so on most days of every period (or take the lower quartile of the 14 days of both periods, so 11 of 14 must be poisoned), and count a silently raised hour (usual above its neighbours' by --wave-factor) as a finding",
-  }, async () => {
+  it("attack: one hour of the day poisoned silently — 85 failures at 03:00 UTC on four days a week for three weeks (1,020 in all, no daily run sees a wave: under --wave-min) lifts that hour's usual from 2 to 87 and its bar from 100 to 435; a stuffer then running 420 in that hour must still be a wave and its win reported high (ASVS 6.3.1) (was: unreported, the hour's usual 87; one usual for the day needed the median of all 168 hours lifted)", async () => {
     const { database, insert } = await rawAuditStore(dialect, T0 - 30 * DAY, "pois");
     const rows: AuditRow[] = [...quiet(T0 - 28 * DAY, T0 + DAY)];
     const poison = botnet("p", true);
@@ -131,14 +136,13 @@ forEachDialect("check logins, round forty", (dialect) => {
       assert.deepEqual(daily.findings.map((f) => f.id), [], new Date(day).toISOString() + ": " + waves(daily));
     }
     const report = await run(database, T0, T0 + DAY);
-    assert.equal(report.usualByHourOfDay[3], 87, JSON.stringify(report.usualByHourOfDay));
+    // 87 held on four days of seven, capped at --wave-factor times the usual hour (2): 10.
+    assert.equal(report.usualByHourOfDay[3], 10, JSON.stringify(report.usualByHourOfDay));
     assert.ok(names(report, "ses_poiswon0"), ids(report) + " " + waves(report));
     assert.equal(worst(report), "high");
   });
 
-  it("attack: a store three days old — 85 failures at 03:00 UTC on two of its three days (never a wave) make 03:00's usual 87 (held on 3 days: its own median); a stuffer running 420 at 03:00 on the fourth day must be a wave and its win high (ASVS 6.3.1) (measured: unreported)", {
-    todo: "finding: index.ts usualOf keeps every hour of a period with no older one, and MIN_DAYS_AN_HOUR = 3 lets a median of three days (two of them the attacker's, 170 failures) be an hour's usual on a young store. Fix: with no older period to leave an hour's waves out by (usualOf's `older` null), let no hour of the day's usual exceed the period's median hour — per-hour usuals only once an older period vouches for them",
-  }, async () => {
+  it("attack: a store three days old — 85 failures at 03:00 UTC on two of its three days (never a wave) make 03:00's usual 87 (held on 3 days: its own median); a stuffer running 420 at 03:00 on the fourth day must be a wave and its win high (ASVS 6.3.1) (was: unreported, 03:00's usual 87)", async () => {
     const first = T0 - 3 * DAY;
     const { database, insert } = await rawAuditStore(dialect, first - HOUR, "young");
     const rows: AuditRow[] = [...quiet(first, T0 + DAY)];
@@ -148,7 +152,7 @@ forEachDialect("check logins, round forty", (dialect) => {
     await insert(byTime(rows));
     for (const day of [first, first + DAY]) assert.deepEqual((await run(database, day, day + DAY)).findings.map((f) => f.id), []);
     const report = await run(database, T0, T0 + DAY);
-    assert.equal(report.usualByHourOfDay[3], 87, JSON.stringify(report.usualByHourOfDay));
+    assert.equal(report.usualByHourOfDay[3], 10, JSON.stringify(report.usualByHourOfDay));
     assert.ok(names(report, "ses_youngwon0"), ids(report) + " " + waves(report));
     assert.equal(worst(report), "high");
   });
@@ -167,9 +171,7 @@ forEachDialect("check logins, round forty", (dialect) => {
     assert.equal(worst(report), "high");
   });
 
-  it("attack: with --baseline-days 1 or 2 (a period holds each hour of the day on fewer than 3 days) the bars must still be each hour's own: 39b's night stuffer, 140 an hour from 21:00 to 08:00 UTC against nights of 2 on a site busy 13 hours at 32, must be a wave and its wins high (ASVS 6.3.1) (measured: every hour takes the period's median hour, 32 — 39b's finding 1 again)", {
-    todo: "finding: index.ts usualOf sets an hour of the day's usual only when a period held it on MIN_DAYS_AN_HOUR (3) days, and a period of 1 or 2 days never does, so --baseline-days 1 and 2 silently fall back to one median hour for the whole day. Fix: pool the hour's days across the periods read (1 or 2 days each, three periods) before the 3-day test, or lower MIN_DAYS_AN_HOUR to the period's days when the period is held whole; and say so in docs/checks.md",
-  }, async () => {
+  it("attack: with --baseline-days 1 or 2 (a period holds each hour of the day on fewer than 3 days) the bars must still be each hour's own: 39b's night stuffer, 140 an hour from 21:00 to 08:00 UTC against nights of 2 on a site busy 13 hours at 32, must be a wave and its wins high (ASVS 6.3.1) (was: every hour took the period's median hour, 32 — 39b's finding 1 again)", async () => {
     const { database, insert } = await rawAuditStore(dialect, T0 - 10 * DAY, "short");
     const rows: AuditRow[] = [...quiet(T0 - 7 * DAY, T0 + DAY)];
     const busy = botnet("busy", true);

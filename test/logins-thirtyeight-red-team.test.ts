@@ -89,7 +89,7 @@ forEachDialect("check logins, round thirty-eight", (dialect) => {
     assert.equal(report.usualFailedPerHour, 2);
     assert.equal(report.sprayingAddresses.length + report.guessedAccounts.length, 0);
     const wave = report.findings.find((f) => f.id === "logins.failure-wave");
-    assert.ok(wave !== undefined && (wave.evidence["thresholds"] as Array<{ hours: number; at: number }>)[0]?.at === 100, "no 60 minutes reach --wave-min 100; the longer spans find it");
+    assert.ok(wave !== undefined && (wave.evidence["thresholds"] as Array<{ hours: number; at: number }>).every((t) => t.hours > 1), "no 60 minutes reach --wave-min 100; the longer spans find it");
     // What correct code does: 45 times the usual rate all day, from 2,160 addresses on 2,160 accounts, is a campaign.
     for (const k of [0, 1, 2]) assert.ok(names(report, `ses_won${k}`), `the sprayed password's win ses_won${k} is in no finding: ${JSON.stringify(report.findings.map((f) => f.id))}`);
     assert.equal(worst(report), "high");

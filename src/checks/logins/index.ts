@@ -105,8 +105,12 @@ export interface Wave {
   newDeviceSignIns: number;
   /** The usual failures an hour of its hours of the day (UTC), on average over its span: what it is set against. */
   usualFailedPerHour: number;
-  /** The bars of the spans starting where it starts (60 minutes, 6 and 24 hours), from those hours' usual. */
-  bars: Bar[];
+  /**
+   * Why it is a wave: for each span length (60 minutes, 6 or 24 hours) that found it, the span with the lowest bar it
+   * reached — the bar (from the usual of that span's hours), the failures the span held (a longer span without the
+   * 60-minute waves' failures), and where it ran.
+   */
+  bars: Array<Bar & { failed: number; from: string; to: string }>;
 }
 
 export interface SprayingAddress {
@@ -190,7 +194,7 @@ const MIN_DAYS_AN_HOUR = 3;
  * ones, nor is its one evening a usual evening). Where nothing is kept (an hour of the day, or the whole period), the
  * older usual stands.
  */
-function usualOf(period: { hours: number[]; firstHour: number }, older: Usual | null, factor: number): Usual {
+function usualOf(period: { hours: number[]; firstHour: number }, older: Usual | null, factor: number, minDays: number): Usual {
   const byHour: number[][] = Array.from({ length: HOURS_A_DAY }, () => []);
   const kept: number[] = [];
   period.hours.forEach((n, i) => {
@@ -202,7 +206,7 @@ function usualOf(period: { hours: number[]; firstHour: number }, older: Usual | 
   });
   return {
     median: kept.length > 0 ? median(kept) : (older?.median ?? 0),
-    byHourOfDay: byHour.map((values, h) => (values.length >= MIN_DAYS_AN_HOUR ? median(values) : (older?.byHourOfDay[h] ?? null))),
+    byHourOfDay: byHour.map((values, h) => (values.length >= minDays ? median(values) : (older?.byHourOfDay[h] ?? null))),
   };
 }
 
@@ -269,17 +273,26 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
   // hour (test/logins-thirtynine-red-team.test.ts).
   const previous = before !== null && before.hours.length > 0 ? await failedBefore(database, since - 2 * period, since - period, firstEvent) : null;
   const oldest = previous !== null && previous.hours.length > 0 ? await failedBefore(database, since - 3 * period, since - 2 * period, firstEvent) : null;
-  const oldestUsual = oldest !== null && oldest.hours.length > 0 ? usualOf(oldest, null, options.waveFactor) : null;
-  const previousUsual = previous !== null && previous.hours.length > 0 ? usualOf(previous, oldestUsual, options.waveFactor) : null;
-  const beforeUsual = before !== null && before.hours.length > 0 ? usualOf(before, previousUsual, options.waveFactor) : null;
+  // A period of 1 or 2 days holds each hour on as many days at most: its hours are its own (--baseline-days 1 and 2
+  // fell back to one median hour for the whole day, silently).
+  const minDays = Math.min(MIN_DAYS_AN_HOUR, options.baselineDays);
+  const oldestUsual = oldest !== null && oldest.hours.length > 0 ? usualOf(oldest, null, options.waveFactor, minDays) : null;
+  const previousUsual = previous !== null && previous.hours.length > 0 ? usualOf(previous, oldestUsual, options.waveFactor, minDays) : null;
+  const beforeUsual = before !== null && before.hours.length > 0 ? usualOf(before, previousUsual, options.waveFactor, minDays) : null;
   const usual = beforeUsual !== null ? Math.min(beforeUsual.median, previousUsual?.median ?? Infinity) : windowMedian;
   const usualFrom = beforeUsual !== null ? "before-window" : "window";
   // The bars are each hour of the day's (UTC): the lower of the two periods' usual for that hour, or their median hour
   // where a period did not hold it on MIN_DAYS_AN_HOUR days (a store younger than its periods). One usual hour for the
   // whole day judged a site busy by day at night by its day's rate (a stuffer at 70 times the night's usual was no
   // wave), and a site with quiet weekends by a quiet median hour (every weekday a wave).
+  // No hour's usual is above --wave-factor times the usual hour: one hour of the day raised on four days a week for
+  // three weeks (85 at 03:00, under --wave-min, never a wave) lifted its bar from 100 to 435, where leading the usual
+  // hour takes half the hours of the week; and a young store's one poisoned hour was its usual (red team 40). An hour
+  // busier than that every day is judged as if it were that busy: a site's working hours on a site with quiet weekends
+  // (a median hour of 2, working hours of 32) at 10, and their bars still well above what they hold.
   const hourOfDayUsual = (u: Usual | null, h: number): number => (u === null ? Infinity : (u.byHourOfDay[h] ?? u.median));
-  const usualByHourOfDay = Array.from({ length: HOURS_A_DAY }, (_, h) => (beforeUsual === null ? windowMedian : Math.min(hourOfDayUsual(beforeUsual, h), hourOfDayUsual(previousUsual, h))));
+  const cap = options.waveFactor * Math.max(usual, 1);
+  const usualByHourOfDay = Array.from({ length: HOURS_A_DAY }, (_, h) => (beforeUsual === null ? windowMedian : Math.min(hourOfDayUsual(beforeUsual, h), hourOfDayUsual(previousUsual, h), cap)));
   const bars = new Bars(usualByHourOfDay, options.waveFactor, options.waveMin);
 
   // Typos are not a wave: a failure its account's own sign-in from a browser it knew, from the same address, followed
@@ -377,7 +390,8 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
     return {
       from: iso(span.first * BUCKET_MS), to: iso((span.last + 1) * BUCKET_MS), failed: n, typos: typed, accountsTried: accounts,
       unknownShare: n === 0 ? 0 : Math.round((unknown / n) * 100) / 100, succeeded, newDeviceSignIns: list.count,
-      usualFailedPerHour: bars.perHour(span.first, span.last), bars: bars.from(span.first),
+      usualFailedPerHour: bars.perHour(span.first, span.last),
+      bars: span.reached.map((r) => ({ hours: r.hours, at: r.at, failed: r.failed, from: iso(r.first * BUCKET_MS), to: iso((r.last + 1) * BUCKET_MS) })),
     };
   });
 
@@ -408,16 +422,16 @@ function waveFindings(waves: Wave[], lists: SignInList[], ctx: { usual: number; 
     const list = SignInList.merge(indexes.map((i) => lists[i]!));
     const got = indexes.reduce((n, i) => n + waves[i]!.newDeviceSignIns, 0);
     const failed = indexes.reduce((n, i) => n + waves[i]!.failed, 0);
-    // The bars are those of the first wave listed (each wave's own are in its evidence).
+    // The bars quoted are those the first wave listed reached (each wave's own are in its evidence).
     const first = waves[indexes[0]!]!;
     const threshold = first.bars[0]!.at;
-    const longer = first.bars.slice(1).map((t) => `${t.at} in ${t.hours} hours`).join(" or ");
+    const reached = first.bars.map((t) => `${t.failed} in the ${t.hours === 1 ? "60 minutes" : `${t.hours} hours`} from ${t.from} against a bar of ${t.at}`).join(", and ");
     return {
       id: "logins.failure-wave",
       severity: got > 0 ? "high" : "medium",
       title,
       detail:
-        `Failed logins reached ${indexes.length > 1 ? `their bars; from ${first.from}, ` : ""}at least ${threshold} in 60 minutes${longer === "" ? "" : `, or ${longer}`} from ${indexes.length > 1 ? "there" : "its start"} (${ctx.options.waveFactor}× the usual of those hours of the day, UTC, ${first.usualFailedPerHour} an hour there, read from ${ctx.usualFrom === "window" ? "the window itself, the store being younger" : `the ${ctx.options.baselineDays} days before the window, or the ${ctx.options.baselineDays} before those if lower, for each hour of the day, their hours of waves left out`}; ` +
+        `Failed logins reached their bar: ${indexes.length > 1 ? `the wave from ${first.from} held ` : ""}${reached} (${ctx.options.waveFactor}× the usual of those hours of the day, UTC, ${first.usualFailedPerHour} an hour over the wave, read from ${ctx.usualFrom === "window" ? "the window itself, the store being younger" : `the ${ctx.options.baselineDays} days before the window, or the ${ctx.options.baselineDays} before those if lower, for each hour of the day, their hours of waves left out`}; ` +
         `and at least ${ctx.options.waveMin}; typos, each followed within ${TYPO_CORRECTED_MS / MINUTE} minutes by its account's sign-in from a browser it knew at the same address, not counted): ${failed} failure(s), ${got} sign-in(s) from a browser new to its account meanwhile${list.length > 0 ? `: ${SignInList.describe(list.slice(0, 10))}${got > 10 ? ", …" : ""}` : ""}.`,
       evidence: { waves: indexes.map((i) => waves[i]), threshold, thresholds: first.bars, usualFailedPerHour: ctx.usual, usualByHourOfDay: ctx.usualByHourOfDay, newDeviceSignInsListed: list, ...SignInList.others(indexes.map((i) => lists[i]!), list) },
       remediation: got > 0 ? REMEDY : "Nothing got through from a new browser. Watch whether it goes on; flood control already refuses each address past its hourly failures, " +

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { BucketCount } from "./queries.ts";
-import { Bars, BUCKET_MS, findWaves, WAVE_SPAN_HOURS } from "./waves.ts";
+import { Bars, BUCKET_MS, findWaves, WAVE_SPAN_HOURS, type Reached, type WaveSpan } from "./waves.ts";
 
 const HOUR = 3_600_000;
 const PER_HOUR = HOUR / BUCKET_MS;
@@ -51,7 +51,9 @@ test("attack: 80 failures in the last 10 minutes of the working day, the night a
   const bars = new Bars(usual, 5, 1);
   const last = MIDNIGHT + 21 * PER_HOUR - 1;
   const waves = findWaves(counts([[last, 80]]), MIDNIGHT, MIDNIGHT + DAY, bars);
-  assert.deepEqual(waves, [{ first: last, last }]);
+  assert.deepEqual(waves.map((w) => [w.first, w.last]), [[last, last]]);
+  // The wave quotes the span that found it: the 60 minutes from the burst, 80 against 55.
+  assert.deepEqual(waves[0]!.reached, [{ hours: 1, at: 55, failed: 80, first: last, last: last + PER_HOUR - 1 }]);
   // Its own hour's bar (300) alone never saw it.
   assert.equal(bars.at(1, last), 300);
   // 50 is under the night-side bar too: no wave.
@@ -71,9 +73,15 @@ function random(seed: number): () => number {
 }
 
 /** Every span of every length, ending at every bucket from `first` to past `end`: the rule findWaves must keep. */
-function bruteForce(byBucket: Map<number, BucketCount>, first: number, end: number, bars: Bars): Array<{ first: number; last: number }> {
+function bruteForce(byBucket: Map<number, BucketCount>, first: number, end: number, bars: Bars): WaveSpan[] {
   const hot = new Set<number>();
   const hourly = new Set<number>();
+  // Per bucket and span length, the lowest bar reached by a span marking it (on a tie the most failures, then the first).
+  const lower = (r: Reached, than: Reached | undefined): boolean => than === undefined || r.at < than.at || (r.at === than.at && r.failed > than.failed);
+  const why = new Map<string, Reached>();
+  const because = (b: number, r: Reached): void => {
+    if (lower(r, why.get(`${b}/${r.hours}`))) why.set(`${b}/${r.hours}`, r);
+  };
   for (const hours of WAVE_SPAN_HOURS) {
     const buckets = hours * PER_HOUR;
     const n = (b: number): number => (b < first || b >= end ? 0 : hours > 1 && hourly.has(b) ? 0 : (byBucket.get(b)?.n ?? 0));
@@ -83,20 +91,40 @@ function bruteForce(byBucket: Map<number, BucketCount>, first: number, end: numb
       const at = bars.at(hours, e);
       if (sum === 0 || sum < at) continue;
       const inSpan = Array.from({ length: buckets }, (_, i) => e - buckets + 1 + i).filter((b) => n(b) > 0);
+      const r: Reached = { hours, at, failed: sum, first: e - buckets + 1, last: e };
       if (hours === 1) {
-        for (const b of inSpan) if (n(b) * 2 * buckets >= at) hourly.add(b);
+        for (const b of inSpan) {
+          if (n(b) * 2 * buckets < at) continue;
+          hourly.add(b);
+          because(b, r);
+        }
         continue;
       }
       const above = inSpan.filter((b) => n(b) >= Math.max(1, 2 * bars.usualOf(b)));
-      if (above.length > 0) for (let x = above[0]!; x <= above.at(-1)!; x++) hot.add(x);
+      if (above.length > 0) {
+        for (let x = above[0]!; x <= above.at(-1)!; x++) {
+          hot.add(x);
+          because(x, r);
+        }
+      }
     }
   }
   for (const b of hourly) hot.add(b);
-  const spans: Array<{ first: number; last: number }> = [];
+  const spans: WaveSpan[] = [];
   for (const b of [...hot].sort((x, y) => x - y)) {
     const open = spans.at(-1);
     if (open && open.last === b - 1) open.last = b;
-    else spans.push({ first: b, last: b });
+    else spans.push({ first: b, last: b, reached: [] });
+  }
+  for (const span of spans) {
+    for (const hours of WAVE_SPAN_HOURS) {
+      let lowest: Reached | undefined;
+      for (let b = span.first; b <= span.last; b++) {
+        const r = why.get(`${b}/${hours}`);
+        if (r !== undefined && lower(r, lowest)) lowest = r;
+      }
+      if (lowest !== undefined) span.reached.push(lowest);
+    }
   }
   return spans;
 }
@@ -115,6 +143,13 @@ test("findWaves finds what a walk of every span of every length, ending at every
     const byBucket = counts(entries);
     const found = findWaves(byBucket, first, end, bars);
     assert.deepEqual(found, bruteForce(byBucket, first, end, bars), `seed ${seed}`);
+    // What a wave quotes is a span that reached its bar, of the length it says, and holding some of the wave.
+    for (const w of found) {
+      assert.ok(w.reached.length > 0, `seed ${seed}: a wave without a reason`);
+      for (const r of w.reached) {
+        assert.ok(r.failed >= r.at && r.last - r.first + 1 === r.hours * PER_HOUR && r.first <= w.last && r.last >= w.first, `seed ${seed}: ${JSON.stringify(r)} for ${w.first}..${w.last}`);
+      }
+    }
     waves += found.length;
   }
   // The cases are not all quiet nor all one wave.

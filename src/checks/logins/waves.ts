@@ -26,6 +26,20 @@ export interface Bar {
   at: number;
 }
 
+/** A span that reached its bar: its buckets first..last (inclusive), the failures it held (as counted for its length). */
+export interface Reached extends Bar {
+  failed: number;
+  first: number;
+  last: number;
+}
+
+/** Waves found: adjacent buckets, and for each span length that marked one of them the lowest bar reached. */
+export interface WaveSpan {
+  first: number;
+  last: number;
+  reached: Reached[];
+}
+
 /**
  * The bars of any span of buckets, from the usual failures of each hour of the day (UTC, index 0 = 00:00–01:00). An
  * hour's usual counts as at least 1 (a quiet night is no bar of 0 × --wave-factor). Buckets are counted from the epoch,
@@ -105,19 +119,35 @@ export class Bars {
  * judged each against its own bar (the bar differs by the hours a span covers: one sliding from the evening into the
  * night drops busy hours' usual for quiet ones). A count under a span's lowest bar anywhere is passed at once.
  */
-export function findWaves(byBucket: Map<number, BucketCount>, first: number, end: number, bars: Bars): Array<{ first: number; last: number }> {
+export function findWaves(byBucket: Map<number, BucketCount>, first: number, end: number, bars: Bars): WaveSpan[] {
   const keys = [...byBucket.keys()].filter((b) => b >= first && b < end).sort((x, y) => x - y);
   const hot = new Set<number>();
   const hourly = new Set<number>();
+  // Why each bucket is in a wave: per span length, the lowest bar a span marking it reached, on a tie the span holding
+  // the most failures, on a tie the first (what the report quotes).
+  const lower = (r: Reached, than: Reached): boolean => r.at < than.at || (r.at === than.at && r.failed > than.failed);
+  const why = new Map<number, Reached[]>();
+  const because = (b: number, r: Reached): void => {
+    const list = why.get(b) ?? [];
+    const i = list.findIndex((x) => x.hours === r.hours);
+    if (i === -1) list.push(r);
+    else if (lower(r, list[i]!)) list[i] = r;
+    why.set(b, list);
+  };
   for (const hours of WAVE_SPAN_HOURS) {
     const buckets = hours * BUCKETS_PER_HOUR;
     const lowest = bars.lowest(hours);
     // The longer spans count what the 60-minute waves did not take.
     const n = (b: number): number => (hours > 1 && hourly.has(b) ? 0 : (byBucket.get(b)?.n ?? 0));
-    // A span of keys[from..to] reached the bar `at`.
-    const reached = (from: number, to: number, at: number): void => {
+    // The span of `buckets` ending at bucket e, holding keys[from..to] (`failed` of them), reached the bar `at`.
+    const reached = (e: number, from: number, to: number, at: number, failed: number): void => {
+      const r: Reached = { hours, at, failed, first: e - buckets + 1, last: e };
       if (hours === 1) {
-        for (let k = from; k <= to; k++) if (n(keys[k]!) * 2 * buckets >= at) hourly.add(keys[k]!);
+        for (let k = from; k <= to; k++) {
+          if (n(keys[k]!) * 2 * buckets < at) continue;
+          hourly.add(keys[k]!);
+          because(keys[k]!, r);
+        }
         return;
       }
       let lo = Number.NaN;
@@ -127,7 +157,10 @@ export function findWaves(byBucket: Map<number, BucketCount>, first: number, end
         if (Number.isNaN(lo)) lo = keys[k]!;
         hi = keys[k]!;
       }
-      for (let x = lo; x <= hi; x++) hot.add(x);
+      for (let x = lo; x <= hi; x++) {
+        hot.add(x);
+        because(x, r);
+      }
     };
     let sum = 0;
     // keys[start..j]: the buckets of the span ending at keys[j].
@@ -142,16 +175,22 @@ export function findWaves(byBucket: Map<number, BucketCount>, first: number, end
       for (let e = b, s = start; e <= last && held >= lowest; e++) {
         while (keys[s]! <= e - buckets) held -= n(keys[s++]!);
         const at = bars.at(hours, e);
-        if (held >= at) reached(s, j, at);
+        if (held >= at) reached(e, s, j, at, held);
       }
     }
   }
   for (const b of hourly) hot.add(b);
-  const spans: Array<{ first: number; last: number }> = [];
+  const spans: WaveSpan[] = [];
   for (const b of [...hot].sort((x, y) => x - y)) {
-    const open = spans.at(-1);
+    let open = spans.at(-1);
     if (open && open.last === b - 1) open.last = b;
-    else spans.push({ first: b, last: b });
+    else spans.push((open = { first: b, last: b, reached: [] }));
+    for (const r of why.get(b) ?? []) {
+      const i = open.reached.findIndex((x) => x.hours === r.hours);
+      if (i === -1) open.reached.push(r);
+      else if (lower(r, open.reached[i]!)) open.reached[i] = r;
+    }
   }
+  for (const span of spans) span.reached.sort((x, y) => x.hours - y.hours);
   return spans;
 }
