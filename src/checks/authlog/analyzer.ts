@@ -12,6 +12,7 @@ import { isPasswordMethod } from "./findings.ts";
 import { markSlow, pushName, slowRunBefore } from "./slow-rules.ts";
 import { LineSplitter } from "./line-splitter.ts";
 import { LineStage, type SshdEventSink } from "./line-stage.ts";
+import { exactWindows, OUT_OF_ORDER_LIMIT, OutOfOrder, type OutOfOrderKey } from "./out-of-order.ts";
 import { RemoteLines } from "./remote-lines.ts";
 import { newRing, NOT_KEPT, pushByStamp, pushReadOrder, ringFor, withinWindowByStamp } from "./time-window.ts";
 import type { SshdEvent } from "./sshd-messages.ts";
@@ -40,7 +41,8 @@ export const DEFAULTS = {
 // Accepted logins are kept (about 300 bytes each) to be judged again at the end, against brute force read after them:
 // files given newest first, or overlapping. A log can forge any number of "Accepted" lines (logger), so they are
 // bounded too; past the bound a login is judged only against what was read before it, and the output says so.
-export const LIMITS: AuthLogLimits = { sources: 500_000, users: 100_000, logins: 20_000 };
+// Keys logged out of time order keep every failure to be judged exactly (out-of-order.ts): 2,000,000 for all together.
+export const LIMITS: AuthLogLimits = { sources: 500_000, users: 100_000, logins: 20_000, outOfOrder: OUT_OF_ORDER_LIMIT };
 const MAX_NAMES_PER_RECORD = 50;
 const MAX_COMPROMISES = 1_000;
 
@@ -200,6 +202,11 @@ export class AuthLogAnalyzer {
   readonly #rootLogins = { password: rootLoginSample(), key: rootLoginSample() };
   // Logins that were not suspect when read, judged again in finish() (at most limits.logins).
   readonly #kept: KeptLogin[] = [];
+  // Keys whose failures were logged out of time order, kept to be judged exactly at the end; the files' names by number.
+  readonly #outOfOrder: OutOfOrder;
+  readonly #fileNames: string[] = [""];
+  // Keys logged out of time order that could not be judged exactly (AuthLogResult.outOfOrder).
+  #uncertain: string[] = [];
   // For logins past that bound: the file of the first, the latest stamp among them, and the earliest ban or attack read
   // in a later file. An attack read later but stamped before one of them may have been missed.
   #firstUnkeptFile = 0;
@@ -217,7 +224,7 @@ export class AuthLogAnalyzer {
     files: 0, lines: 0, blank: 0, malformed: 0, overlong: 0, sshdLines: 0, events: 0,
     failures: 0, successes: 0, rootLogins: 0, rootPasswordLogins: 0, untrackedSources: 0, untrackedUsers: 0, untrackedPrefixes: 0,
     evictedSources: 0, evictedUsers: 0, untrackedCompromises: 0, untrackedSlowCompromises: 0, loginsNotRejudged: 0, loginsNotRejudgedMatter: false, unreadFiles: 0,
-    untrustedEntries: 0, untrustedFailures: 0, untrustedLogins: 0,
+    untrustedEntries: 0, untrustedFailures: 0, untrustedLogins: 0, outOfOrderKeys: 0, outOfOrderUnheld: 0,
     byKind: {} as Record<string, number>,
   };
 
@@ -232,7 +239,9 @@ export class AuthLogAnalyzer {
     this.#guessMin = options.guessMin ?? DEFAULTS.guessMin;
     this.#limits = {
       sources: options.limits?.sources ?? LIMITS.sources, users: options.limits?.users ?? LIMITS.users, logins: options.limits?.logins ?? LIMITS.logins,
+      outOfOrder: options.limits?.outOfOrder ?? LIMITS.outOfOrder,
     };
+    this.#outOfOrder = new OutOfOrder(this.#limits.outOfOrder);
     // Idle means no failure within find time: the record's window holds nothing that could still
     // complete a ban, so a fresh record later counts the same. Offenders and brute-forced users are
     // pinned: a later login from or for them is what the check exists to catch. So are sprayers and slowly guessed
@@ -243,7 +252,8 @@ export class AuthLogAnalyzer {
     // only more records than the limit active in one compromise window leave failures untracked (and say so).
     const slowHold = Math.max(0, this.#compromiseWindowMs - this.findTimeMs);
     const sourceSeen = (s: SourceRecord): number => (s.spray === null ? s.latestMs : s.latestMs + slowHold);
-    const sourcePinned = (s: SourceRecord): boolean => s.bans > 0 || (s.spray !== null && s.spray.marks !== null);
+    // A key logged out of order holds failures to be judged at the end: kept until then (its failures are bounded).
+    const sourcePinned = (s: SourceRecord): boolean => s.bans > 0 || (s.spray !== null && s.spray.marks !== null) || s.outOfOrder !== null;
     this.#sources = new ExpiringTable({ capacity: this.#limits.sources, windowMs: this.findTimeMs, lastSeen: sourceSeen, pinned: sourcePinned });
     // As many /64s as addresses: each active /64 holds at least one active address.
     this.#prefixes = new ExpiringTable({ capacity: this.#limits.sources, windowMs: this.findTimeMs, lastSeen: sourceSeen, pinned: sourcePinned });
@@ -251,7 +261,7 @@ export class AuthLogAnalyzer {
       capacity: this.#limits.users,
       windowMs: this.findTimeMs,
       lastSeen: (u) => (u.guessCount > 1 ? u.latestMs + slowHold : u.latestMs),
-      pinned: (u) => !Number.isNaN(u.attackFirstMs) || u.guessed !== null,
+      pinned: (u) => !Number.isNaN(u.attackFirstMs) || u.guessed !== null || u.outOfOrder !== null,
     });
     const sink: SshdEventSink = {
       failure: (address, event, t, lineNo) => this.#failure(address, event, t, lineNo),
@@ -278,6 +288,7 @@ export class AuthLogAnalyzer {
   beginFile(name: string, modifiedMs?: number): void {
     this.stats.files++;
     this.#file = name;
+    this.#fileNames.push(name);
     this.#fileModifiedMs = modifiedMs;
     // The worker's stage begins the file when its bytes come (feed).
     this.#lines?.beginFile(name, this.stats.files, modifiedMs);
@@ -354,6 +365,7 @@ export class AuthLogAnalyzer {
       address: key, failures: 0, firstMs: t, lastMs: t, latestMs: t, first: { file: this.#file, line: lineNo }, last: { file: this.#file, line: lineNo },
       users: new Set(), moreUsers: false, lastUser: null, ring: newRing(this.maxRetry), inWindow: 0, byStamp: 0, bans: 0, offenderSinceMs: Number.NaN, offenderAt: null,
       offenderFile: 0, bansByFile: null, members, moreMembers: false, firstName: null, firstNameMs: Number.NaN, spray: null,
+      fileMaxMs: t, fileNo: this.stats.files, outOfOrder: null,
     };
     // Room was made above; a cached record may have been evicted, and the caller replaces the cache.
     table.add(key, rec, t);
@@ -377,6 +389,7 @@ export class AuthLogAnalyzer {
     const n = this.maxRetry;
     // The ring grows as failures come (time-window.ts ringFor): a one-off address keeps a few numbers, not 2n.
     const ring = (src.ring = ringFor(src.ring, n, src.inWindow));
+    this.#order(src, src.address, ring, src.inWindow, src.byStamp, t, lineNo);
     const byStamp = pushByStamp(ring, n, src.byStamp, t);
     if (byStamp !== NOT_KEPT) src.byStamp = byStamp;
     // Read order (fail2ban's), or by stamp: failures read out of time order (a sender of forged lines chooses where)
@@ -393,6 +406,70 @@ export class AuthLogAnalyzer {
       }
       src.bansByFile = recordBan(src.bansByFile, t, this.stats.files, this.#file, lineNo);
       this.#attackRead(t);
+    }
+  }
+
+  /**
+   * Notes a failure at `t` of a key (before its window's ring takes it): a failure stamped more than --find-time before
+   * the latest one read for the key in this file is out of order, and from it on the key's failures are all kept, the
+   * ring's times first, to be judged exactly at the end (out-of-order.ts, #judgeOutOfOrder). Files are judged apart:
+   * given in any order (auth.log*, newest first), each is in order.
+   */
+  #order(rec: SourceRecord | UserRecord, name: string, ring: Float64Array, readCount: number, byStamp: number, t: number, lineNo: number): void {
+    const file = this.stats.files;
+    if (rec.fileNo !== file) {
+      rec.fileNo = file;
+      rec.fileMaxMs = t;
+    } else if (t > rec.fileMaxMs) {
+      rec.fileMaxMs = t;
+    } else if (rec.outOfOrder === null && t < rec.fileMaxMs - this.findTimeMs) {
+      rec.outOfOrder = this.#outOfOrder.open(detach(name), ring, this.maxRetry, readCount, byStamp, file, lineNo, this.findTimeMs);
+    }
+    if (rec.outOfOrder !== null) this.#outOfOrder.add(rec.outOfOrder, t, file, lineNo, this.findTimeMs);
+  }
+
+  /**
+   * Judges the keys logged out of order by stamp over every failure kept, as fail2ban judges a log in time order: each
+   * window found is a ban of the address (or an attack on the user) in no file (file-order.ts), so a login is judged
+   * against it by the stamps alone (#rejudgeKept), line order being what the disorder made worthless. Windows only add
+   * to what the read-order and by-stamp halves found as the lines came.
+   */
+  #judgeOutOfOrder(): void {
+    const keys = this.#outOfOrder.take();
+    if (keys.length === 0) return;
+    const n = this.maxRetry;
+    const records: Array<SourceRecord | UserRecord> = [];
+    for (const table of [this.#sources, this.#prefixes, this.#users] as const) {
+      for (const rec of table.values()) if (rec.outOfOrder !== null) records.push(rec);
+    }
+    for (const rec of records) {
+      const key = rec.outOfOrder as OutOfOrderKey;
+      rec.outOfOrder = null;
+      const windows = exactWindows(key, n, this.findTimeMs);
+      const at = (w: { file: number; line: number }) => ({ file: this.#fileNames[w.file] ?? "", line: w.line });
+      if ("bans" in rec) {
+        for (const w of windows) {
+          if (!(w.ms >= rec.offenderSinceMs)) {
+            rec.offenderSinceMs = w.ms;
+            rec.offenderAt = at(w);
+            rec.offenderFile = w.file;
+          }
+          rec.bansByFile = recordBan(rec.bansByFile, w.ms, 0, at(w).file, w.line);
+        }
+        if (windows.length > rec.bans) rec.bans = windows.length;
+        if (rec.bans === 0 && key.nearLost) this.#uncertain.push(key.name);
+      } else {
+        for (const w of windows) {
+          if (!(w.ms >= rec.attackFirstMs)) {
+            rec.attackFirstMs = w.ms;
+            rec.firstAttackAt = at(w);
+          }
+          if (!(w.ms <= rec.attackLastMs)) rec.attackLastMs = w.ms;
+          rec.attackFailures = rec.failures;
+          rec.attacks = recordAttack(rec.attacks, w.ms, 0, this.#compromiseWindowMs, at(w).file, w.line);
+        }
+        if (Number.isNaN(rec.attackFirstMs) && key.nearLost) this.#uncertain.push(key.name);
+      }
     }
   }
 
@@ -458,6 +535,7 @@ export class AuthLogAnalyzer {
       rec = {
         user, failures: 0, ring: newRing(this.maxRetry), count: 0, byStamp: 0, latestMs: t, attackFirstMs: Number.NaN, attackLastMs: Number.NaN, attackLastFile: 0,
         attackFailures: 0, sources: new Set(), moreSources: false, firstAttackAt: null, attacks: null, guessRing: newRing(this.#guessMin), guessCount: 0, guessByStamp: 0, guessed: null,
+        fileMaxMs: t, fileNo: this.stats.files, outOfOrder: null,
       };
       this.#users.add(key, rec, t);
     }
@@ -471,6 +549,7 @@ export class AuthLogAnalyzer {
     }
     const n = this.maxRetry;
     const ring = (rec.ring = ringFor(rec.ring, n, rec.count));
+    this.#order(rec, `user ${rec.user}`, ring, rec.count, rec.byStamp, t, lineNo);
     const byStamp = pushByStamp(ring, n, rec.byStamp, t);
     if (byStamp !== NOT_KEPT) rec.byStamp = byStamp;
     if (pushReadOrder(ring, n, rec.count++, t, this.findTimeMs) || (byStamp !== NOT_KEPT && withinWindowByStamp(ring, n, byStamp, this.findTimeMs))) {
@@ -622,7 +701,8 @@ export class AuthLogAnalyzer {
    * is nothing new to learn.
    */
   #rejudgeKept(): void {
-    if (this.stats.files < 2) return;
+    // Within one file line order decided, unless keys were logged out of order: their windows are judged by stamp.
+    if (this.stats.files < 2 && this.stats.outOfOrderKeys === 0) return;
     const window = this.#compromiseWindowMs;
     for (const { login, file, counted } of this.#kept) {
       const t = login.timeMs;
@@ -680,6 +760,9 @@ export class AuthLogAnalyzer {
     this.#remote?.close();
     // The line stage's counters (its own in a worker: taken at the end of each input, by feed), kinds and lists.
     const lines = this.#lines?.snapshot() ?? this.#remote?.snapshot ?? null;
+    this.#judgeOutOfOrder();
+    this.stats.outOfOrderKeys = this.#outOfOrder.keys;
+    this.stats.outOfOrderUnheld = this.#outOfOrder.unheld;
     this.#rejudgeKept();
     this.stats.loginsNotRejudgedMatter = this.stats.loginsNotRejudged > 0 && this.#lateAttackMs <= this.#unkeptLatestMs + CLOCK_SLACK_MS;
     const offenders = [...this.#sources.values()].filter((s) => s.bans > 0);
@@ -704,6 +787,7 @@ export class AuthLogAnalyzer {
       rootLogins: this.#rootLogins,
       untrustedWriters: lines?.untrustedWriters ?? [],
       unreadFiles: lines?.unreadFiles ?? [],
+      outOfOrder: { unheld: [...this.#outOfOrder.unheldNames], uncertain: this.#uncertain.slice(0, 20) },
     };
   }
 }

@@ -114,9 +114,9 @@ test("offenders are never evicted: a login from an early offender is critical ev
   assert.equal(byId(findings, "authlog.analysis-incomplete")[0]?.evidence["untrackedSourceFailures"], 1);
 });
 
-test("limits default to 500,000 addresses, 100,000 users and 20,000 kept logins, and refuse nonsense", () => {
-  assert.deepEqual(run([]).limits, { sources: 500_000, users: 100_000, logins: 20_000 });
-  assert.deepEqual(LIMITS, { sources: 500_000, users: 100_000, logins: 20_000 });
+test("limits default to 500,000 addresses, 100,000 users, 20,000 kept logins and 2,000,000 failures of keys logged out of order, and refuse nonsense", () => {
+  assert.deepEqual(run([]).limits, { sources: 500_000, users: 100_000, logins: 20_000, outOfOrder: 2_000_000 });
+  assert.deepEqual(LIMITS, { sources: 500_000, users: 100_000, logins: 20_000, outOfOrder: 2_000_000 });
   assert.throws(() => new AuthLogAnalyzer({ referenceMs: REF, limits: { sources: 0 } }), AuthLogOptionError);
   assert.throws(() => new AuthLogAnalyzer({ referenceMs: REF, limits: { users: 1.5 } }), AuthLogOptionError);
   assert.throws(() => new AuthLogAnalyzer({ referenceMs: REF, limits: { logins: -1 } }), AuthLogOptionError);

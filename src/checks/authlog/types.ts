@@ -1,4 +1,5 @@
 // Types shared by the auth-log analyzer, its findings and the CLI.
+import type { OutOfOrderKey } from "./out-of-order.ts";
 
 export interface AuthLogOptions {
   /** "Now" from a Clock: zone-less syslog stamps are placed in the year that ends before it. */
@@ -44,6 +45,8 @@ export interface AuthLogLimits {
   users: number;
   /** Accepted logins kept to be judged again at the end against brute force read later (files out of order). */
   logins: number;
+  /** Failures kept, for all keys together, of keys logged out of time order, to judge them exactly (out-of-order.ts). */
+  outOfOrder: number;
 }
 
 export interface LineRef {
@@ -98,6 +101,11 @@ export interface SourceRecord {
   firstNameMs: number;
   /** Slow-spraying state, made at the second user name (null for a single IPv6 address: its /64 holds it). */
   spray: SprayState | null;
+  /** The latest failure stamp read in file `fileNo` (out-of-order.ts: a failure stamped more than --find-time before it is out of order). */
+  fileMaxMs: number;
+  fileNo: number;
+  /** Every failure since it was first read out of order (out-of-order.ts), else null. */
+  outOfOrder: OutOfOrderKey | null;
 }
 
 /** The user names an address (or IPv6 /64) failed on most recently, for the slow-spraying rule. */
@@ -154,6 +162,10 @@ export interface UserRecord {
   guessByStamp: number;
   /** Where it had taken `guessMin` failures within the compromise window (null until then). */
   guessed: SlowMarks | null;
+  /** As an address's (SourceRecord). */
+  fileMaxMs: number;
+  fileNo: number;
+  outOfOrder: OutOfOrderKey | null;
 }
 
 /**
@@ -247,6 +259,10 @@ export interface AuthLogStats {
   untrustedFailures: number;
   /** Accepted logins among them, reported all the same: a forged login is a false alarm, a missed one is not. */
   untrustedLogins: number;
+  /** Addresses, /64s and users whose failures were logged out of time order (out-of-order.ts), judged exactly by stamp. */
+  outOfOrderKeys: number;
+  /** Failures of those keys not kept (past limits.outOfOrder): their windows were judged as read only. */
+  outOfOrderUnheld: number;
   byKind: Record<string, number>;
 }
 
@@ -274,6 +290,12 @@ export interface AuthLogResult {
   untrustedWriters: UntrustedWriter[];
   /** The first 100 files that were not read (`stats.unreadFiles` counts them all). */
   unreadFiles: UnreadFile[];
+  /**
+   * Keys logged out of time order that could not be judged exactly (out-of-order.ts): some of those whose failures
+   * went past limits.outOfOrder (`unheld`), and those found in no window whose failures read before the disorder, no
+   * longer held, could have made one (`uncertain`). At most 20 each.
+   */
+  outOfOrder: { unheld: string[]; uncertain: string[] };
 }
 
 /**

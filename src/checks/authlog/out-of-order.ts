@@ -1,0 +1,131 @@
+// Keys (an address, an IPv6 /64, a user) whose failures were logged out of time order, judged exactly by stamp at the
+// end. The sliding windows (time-window.ts) keep maxRetry numbers a key, by read order and by stamp; any bounded
+// memory a key can be defeated by forged lines (red team 38b, finding 1: four failures of the attacker's own address
+// and user stamped hours after the burst, after every four real ones, kept both halves apart). Forged lines stamped
+// after a burst and read before its later failures leave those failures stamped more than --find-time before the
+// latest stamp already read for the key in that file, which honest logs do not (a central syslog's senders differ by
+// seconds; files given in any order are judged file by file). From such a failure on, the key's failures are kept,
+// every one, with where they were read, under one bound for all such keys together; at the end they are sorted and
+// judged as fail2ban judges a log in time order. What the windows held when the disorder was seen seeds the list;
+// failures read before and no longer held are not re-judged (`nearLost` says when they could have mattered).
+
+/** Failures kept for all out-of-order keys together (3 numbers each: 24 bytes; 48 MB at most). */
+export const OUT_OF_ORDER_LIMIT = 2_000_000;
+
+/** Names of out-of-order keys listed in the findings. */
+const MAX_NAMED = 20;
+
+/** One out-of-order key's failures: [stamp, file number, line] triples, in the order read. */
+export interface OutOfOrderKey {
+  name: string;
+  data: Float64Array;
+  length: number;
+  /** The latest stamp of a failure read before the disorder and no longer held (−∞: none was dropped). */
+  lostMaxMs: number;
+  /** A failure kept since lies within --find-time after `lostMaxMs`: a window with a dropped one is possible. */
+  nearLost: boolean;
+  /** The bound was reached: later failures of this key were not kept. */
+  full: boolean;
+}
+
+/** A window found by stamp: the stamp of the failure that completed it and where that failure was read. */
+export interface ExactWindow {
+  ms: number;
+  file: number;
+  line: number;
+}
+
+export class OutOfOrder {
+  readonly limit: number;
+  /** Failures kept. */
+  held = 0;
+  /** Keys found out of order. */
+  keys = 0;
+  /** Failures of out-of-order keys not kept (the bound), and some of those keys by name. */
+  unheld = 0;
+  readonly unheldNames: string[] = [];
+  readonly #open: OutOfOrderKey[] = [];
+
+  constructor(limit: number) {
+    this.limit = limit;
+  }
+
+  /**
+   * Starts keeping `name`'s failures: the times its window ring (time-window.ts) holds, read order half (`readCount`
+   * read since the last ban) and by-stamp half (`byStamp`), merged so that a time held by both halves is kept once
+   * (each value as often as the half holding it more often: never more than were read). They are placed at `file`,
+   * `line`, where the disorder was seen: they were read at or before it.
+   */
+  open(name: string, ring: Float64Array, n: number, readCount: number, byStamp: number, file: number, line: number, windowMs: number): OutOfOrderKey {
+    this.keys++;
+    const half = ring.length >> 1;
+    const read = Array.from(ring.subarray(0, Math.min(readCount, half)));
+    const kept = byStamp < n ? Array.from(ring.subarray(half, half + byStamp)) : Array.from(ring.subarray(n, 2 * n));
+    read.sort((a, b) => a - b);
+    kept.sort((a, b) => a - b);
+    const seed: number[] = [];
+    for (let i = 0, j = 0; i < read.length || j < kept.length; ) {
+      const a = read[i] ?? Number.POSITIVE_INFINITY;
+      const b = kept[j] ?? Number.POSITIVE_INFINITY;
+      seed.push(Math.min(a, b));
+      if (a <= b) i++;
+      if (b <= a) j++;
+    }
+    // Not full, the by-stamp half holds every failure since the last ban; full, the latest n: whatever else was read
+    // since is stamped at or before its oldest.
+    const lostMaxMs = byStamp >= n ? (kept[0] ?? Number.NEGATIVE_INFINITY) : Number.NEGATIVE_INFINITY;
+    const key: OutOfOrderKey = { name, data: new Float64Array(3 * Math.max(8, seed.length + 1)), length: 0, lostMaxMs, nearLost: false, full: false };
+    for (const t of seed) this.#push(key, t, file, line, windowMs, true);
+    this.#open.push(key);
+    return key;
+  }
+
+  /** Keeps one more failure of an out-of-order key, or counts it when the bound is reached. */
+  add(key: OutOfOrderKey, t: number, file: number, line: number, windowMs: number): void {
+    this.#push(key, t, file, line, windowMs, false);
+  }
+
+  #push(key: OutOfOrderKey, t: number, file: number, line: number, windowMs: number, seed: boolean): void {
+    if (key.full || this.held >= this.limit) {
+      if (!key.full && this.unheldNames.length < MAX_NAMED) this.unheldNames.push(key.name);
+      key.full = true;
+      this.unheld++;
+      return;
+    }
+    if (!seed && t <= key.lostMaxMs + windowMs) key.nearLost = true;
+    if (3 * key.length + 3 > key.data.length) {
+      const grown = new Float64Array(2 * key.data.length);
+      grown.set(key.data);
+      key.data = grown;
+    }
+    key.data.set([t, file, line], 3 * key.length);
+    key.length++;
+    this.held++;
+  }
+
+  /** The keys opened, to judge once at the end. */
+  take(): OutOfOrderKey[] {
+    return this.#open.splice(0);
+  }
+}
+
+/**
+ * fail2ban's windows over `key`'s failures in stamp order: n within `windowMs`, counting afresh after each, as a log in
+ * time order is judged (pushReadOrder on it). Ties keep the order read.
+ */
+export function exactWindows(key: OutOfOrderKey, n: number, windowMs: number): ExactWindow[] {
+  const d = key.data;
+  const order = Array.from({ length: key.length }, (_, i) => i).sort((a, b) => (d[3 * a] as number) - (d[3 * b] as number) || a - b);
+  const windows: ExactWindow[] = [];
+  let start = 0;
+  for (let k = 0; k < order.length; k++) {
+    if (k - start + 1 < n) continue;
+    const last = order[k] as number;
+    const t = d[3 * last] as number;
+    if (t - (d[3 * (order[k - n + 1] as number)] as number) <= windowMs) {
+      windows.push({ ms: t, file: d[3 * last + 1] as number, line: d[3 * last + 2] as number });
+      start = k + 1;
+    }
+  }
+  return windows;
+}
