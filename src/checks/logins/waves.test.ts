@@ -2,6 +2,7 @@
 // every span. ASVS 16.3.1 (security events are detected), 6.3.1 (credential stuffing is noticed).
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { prng as random } from "../../dev/seed.ts";
 import type { BucketCount } from "./queries.ts";
 import { Bars, BUCKET_MS, findWaves, WAVE_SPAN_HOURS, type Reached, type WaveSpan } from "./waves.ts";
 
@@ -59,18 +60,6 @@ test("attack: 80 failures in the last 10 minutes of the working day, the night a
   // 50 is under the night-side bar too: no wave.
   assert.deepEqual(findWaves(counts([[last, 50]]), MIDNIGHT, MIDNIGHT + DAY, bars), []);
 });
-
-/** A small deterministic generator (mulberry32): the same cases on every run. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 /** Every span of every length, ending at every bucket from `first` to past `end`: the rule findWaves must keep. */
 function bruteForce(byBucket: Map<number, BucketCount>, first: number, end: number, bars: Bars): WaveSpan[] {
