@@ -365,7 +365,7 @@ export class AuthLogAnalyzer {
       address: key, failures: 0, firstMs: t, lastMs: t, latestMs: t, first: { file: this.#file, line: lineNo }, last: { file: this.#file, line: lineNo },
       users: new Set(), moreUsers: false, lastUser: null, ring: newRing(this.maxRetry), inWindow: 0, byStamp: 0, bans: 0, offenderSinceMs: Number.NaN, offenderAt: null,
       offenderFile: 0, bansByFile: null, members, moreMembers: false, firstName: null, firstNameMs: Number.NaN, spray: null,
-      fileMaxMs: t, fileNo: this.stats.files, outOfOrder: null,
+      fileMaxMs: t, fileNo: this.stats.files, earliestMs: t, outOfOrder: null,
     };
     // Room was made above; a cached record may have been evicted, and the caller replaces the cache.
     table.add(key, rec, t);
@@ -399,6 +399,7 @@ export class AuthLogAnalyzer {
       src.bans++;
       src.inWindow = 0;
       src.byStamp = 0;
+      src.earliestMs = Number.POSITIVE_INFINITY;
       if (Number.isNaN(src.offenderSinceMs)) {
         src.offenderSinceMs = t;
         src.offenderAt = { file: this.#file, line: lineNo };
@@ -423,8 +424,9 @@ export class AuthLogAnalyzer {
     } else if (t > rec.fileMaxMs) {
       rec.fileMaxMs = t;
     } else if (rec.outOfOrder === null && t < rec.fileMaxMs - this.findTimeMs) {
-      rec.outOfOrder = this.#outOfOrder.open(detach(name), ring, this.maxRetry, readCount, byStamp, file, lineNo, this.findTimeMs);
+      rec.outOfOrder = this.#outOfOrder.open(detach(name), ring, this.maxRetry, readCount, byStamp, rec.earliestMs, file, lineNo, this.findTimeMs);
     }
+    if (t < rec.earliestMs) rec.earliestMs = t;
     if (rec.outOfOrder !== null) this.#outOfOrder.add(rec.outOfOrder, t, file, lineNo, this.findTimeMs);
   }
 
@@ -535,7 +537,7 @@ export class AuthLogAnalyzer {
       rec = {
         user, failures: 0, ring: newRing(this.maxRetry), count: 0, byStamp: 0, latestMs: t, attackFirstMs: Number.NaN, attackLastMs: Number.NaN, attackLastFile: 0,
         attackFailures: 0, sources: new Set(), moreSources: false, firstAttackAt: null, attacks: null, guessRing: newRing(this.#guessMin), guessCount: 0, guessByStamp: 0, guessed: null,
-        fileMaxMs: t, fileNo: this.stats.files, outOfOrder: null,
+        fileMaxMs: t, fileNo: this.stats.files, earliestMs: t, outOfOrder: null,
       };
       this.#users.add(key, rec, t);
     }

@@ -20,9 +20,13 @@ export interface OutOfOrderKey {
   name: string;
   data: Float64Array;
   length: number;
-  /** The latest stamp of a failure read before the disorder and no longer held (−∞: none was dropped). */
+  /**
+   * The range of stamps of failures read before the disorder and no longer held: at most the oldest held by stamp, at
+   * least the earliest read since the last ban (−∞ and +∞ when none was dropped).
+   */
+  lostMinMs: number;
   lostMaxMs: number;
-  /** A failure kept since lies within --find-time after `lostMaxMs`: a window with a dropped one is possible. */
+  /** A failure kept since lies within --find-time of that range: a window with a dropped one is possible. */
   nearLost: boolean;
   /** The bound was reached: later failures of this key were not kept. */
   full: boolean;
@@ -56,7 +60,7 @@ export class OutOfOrder {
    * (each value as often as the half holding it more often: never more than were read). They are placed at `file`,
    * `line`, where the disorder was seen: they were read at or before it.
    */
-  open(name: string, ring: Float64Array, n: number, readCount: number, byStamp: number, file: number, line: number, windowMs: number): OutOfOrderKey {
+  open(name: string, ring: Float64Array, n: number, readCount: number, byStamp: number, earliestMs: number, file: number, line: number, windowMs: number): OutOfOrderKey {
     this.keys++;
     const half = ring.length >> 1;
     const read = Array.from(ring.subarray(0, Math.min(readCount, half)));
@@ -73,8 +77,12 @@ export class OutOfOrder {
     }
     // Not full, the by-stamp half holds every failure since the last ban; full, the latest n: whatever else was read
     // since is stamped at or before its oldest.
+    // Whatever was dropped was read since the last ban (else it is judged already): stamped at or after `earliestMs`.
+    // Without that lower bound an older file's failures read after a newer one's (`cat auth.log auth.log.1 |`) would all
+    // be "near" the dropped ones (red team 40b, finding 5).
     const lostMaxMs = byStamp >= n ? (kept[0] ?? Number.NEGATIVE_INFINITY) : Number.NEGATIVE_INFINITY;
-    const key: OutOfOrderKey = { name, data: new Float64Array(3 * Math.max(8, seed.length + 1)), length: 0, lostMaxMs, nearLost: false, full: false };
+    const lostMinMs = lostMaxMs === Number.NEGATIVE_INFINITY ? Number.POSITIVE_INFINITY : Math.min(earliestMs, lostMaxMs);
+    const key: OutOfOrderKey = { name, data: new Float64Array(3 * Math.max(8, seed.length + 1)), length: 0, lostMinMs, lostMaxMs, nearLost: false, full: false };
     for (const t of seed) this.#push(key, t, file, line, windowMs, true);
     this.#open.push(key);
     return key;
@@ -92,7 +100,7 @@ export class OutOfOrder {
       this.unheld++;
       return;
     }
-    if (!seed && t <= key.lostMaxMs + windowMs) key.nearLost = true;
+    if (!seed && t <= key.lostMaxMs + windowMs && t >= key.lostMinMs - windowMs) key.nearLost = true;
     if (3 * key.length + 3 > key.data.length) {
       const grown = new Float64Array(2 * key.data.length);
       grown.set(key.data);

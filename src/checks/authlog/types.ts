@@ -104,6 +104,8 @@ export interface SourceRecord {
   /** The latest failure stamp read in file `fileNo` (out-of-order.ts: a failure stamped more than --find-time before it is out of order). */
   fileMaxMs: number;
   fileNo: number;
+  /** The earliest failure stamp read since the last ban (out-of-order.ts: how far back failures no longer held may lie). */
+  earliestMs: number;
   /** Every failure since it was first read out of order (out-of-order.ts), else null. */
   outOfOrder: OutOfOrderKey | null;
 }
@@ -162,9 +164,10 @@ export interface UserRecord {
   guessByStamp: number;
   /** Where it had taken `guessMin` failures within the compromise window (null until then). */
   guessed: SlowMarks | null;
-  /** As an address's (SourceRecord). */
+  /** As an address's (SourceRecord); `earliestMs` since the record was made (a user's count is not restarted). */
   fileMaxMs: number;
   fileNo: number;
+  earliestMs: number;
   outOfOrder: OutOfOrderKey | null;
 }
 
