@@ -206,7 +206,8 @@ export class AuthLogAnalyzer {
   readonly #outOfOrder: OutOfOrder;
   readonly #fileNames: string[] = [""];
   // Keys logged out of time order that could not be judged exactly (AuthLogResult.outOfOrder).
-  #uncertain: string[] = [];
+  // Those with an accepted login from or for them after their failures first (finish()).
+  #uncertain: Array<{ name: string; login: boolean }> = [];
   // For logins past that bound: the file of the first, the latest stamp among them, and the earliest ban or attack read
   // in a later file. An attack read later but stamped before one of them may have been missed.
   #firstUnkeptFile = 0;
@@ -224,7 +225,7 @@ export class AuthLogAnalyzer {
     files: 0, lines: 0, blank: 0, malformed: 0, overlong: 0, sshdLines: 0, events: 0,
     failures: 0, successes: 0, rootLogins: 0, rootPasswordLogins: 0, untrackedSources: 0, untrackedUsers: 0, untrackedPrefixes: 0,
     evictedSources: 0, evictedUsers: 0, untrackedCompromises: 0, untrackedSlowCompromises: 0, loginsNotRejudged: 0, loginsNotRejudgedMatter: false, unreadFiles: 0,
-    untrustedEntries: 0, untrustedFailures: 0, untrustedLogins: 0, outOfOrderKeys: 0, outOfOrderUnheld: 0,
+    untrustedEntries: 0, untrustedFailures: 0, untrustedLogins: 0, outOfOrderKeys: 0, outOfOrderUnheld: 0, outOfOrderUncertain: 0, outOfOrderUncertainLogin: 0,
     byKind: {} as Record<string, number>,
   };
 
@@ -444,6 +445,10 @@ export class AuthLogAnalyzer {
     for (const table of [this.#sources, this.#prefixes, this.#users] as const) {
       for (const rec of table.values()) if (rec.outOfOrder !== null) records.push(rec);
     }
+    const loggedIn = this.#loginsAfter();
+    const uncertain = (rec: SourceRecord | UserRecord, name: string): void => {
+      this.#uncertain.push({ name, login: loggedIn(rec) });
+    };
     for (const rec of records) {
       const key = rec.outOfOrder as OutOfOrderKey;
       rec.outOfOrder = null;
@@ -459,7 +464,7 @@ export class AuthLogAnalyzer {
           rec.bansByFile = recordBan(rec.bansByFile, w.ms, 0, at(w).file, w.line);
         }
         if (windows.length > rec.bans) rec.bans = windows.length;
-        if (rec.bans === 0 && key.nearLost) this.#uncertain.push(key.name);
+        if (rec.bans === 0 && key.nearLost) uncertain(rec, key.name);
       } else {
         for (const w of windows) {
           if (!(w.ms >= rec.attackFirstMs)) {
@@ -470,9 +475,42 @@ export class AuthLogAnalyzer {
           rec.attackFailures = rec.failures;
           rec.attacks = recordAttack(rec.attacks, w.ms, 0, this.#compromiseWindowMs, at(w).file, w.line);
         }
-        if (Number.isNaN(rec.attackFirstMs) && key.nearLost) this.#uncertain.push(key.name);
+        if (Number.isNaN(rec.attackFirstMs) && key.nearLost) uncertain(rec, key.name);
       }
     }
+    // Stable: table order within each group.
+    this.#uncertain.sort((a, b) => Number(b.login) - Number(a.login));
+    this.stats.outOfOrderUncertain = this.#uncertain.length;
+    this.stats.outOfOrderUncertainLogin = this.#uncertain.filter((u) => u.login).length;
+  }
+
+  /**
+   * Whether a key (an address, a /64, a user) had an accepted login from it (for a user: a password login for it)
+   * stamped no earlier than its earliest failure: what an uncertain window could have made a compromise. Every login is
+   * kept (#kept) or suspect (#compromises) unless one of the bounds was passed; then any key may have had one.
+   */
+  #loginsAfter(): (rec: SourceRecord | UserRecord) => boolean {
+    const s = this.stats;
+    if (s.loginsNotRejudged > 0 || s.untrackedCompromises > 0 || s.untrackedSlowCompromises > 0) return () => true;
+    // The latest login stamp per key (a suspect pair's repeats are later ones: +∞).
+    const sources = new Map<string, number>();
+    const prefixes = new Map<string, number>();
+    const users = new Map<string, number>();
+    const note = (map: Map<string, number>, key: string, t: number): void => {
+      if (!((map.get(key) ?? Number.NEGATIVE_INFINITY) >= t)) map.set(key, t);
+    };
+    const add = (login: SuccessRecord, t: number): void => {
+      note(sources, clientKeyOf(login.address), t);
+      const prefix = login.address.includes(":") ? ipv6GroupOf(login.address) : null;
+      if (prefix !== null) note(prefixes, prefix, t);
+      if (isPasswordMethod(login.method)) note(users, userKey(login.user), t);
+    };
+    for (const { login } of this.#kept) add(login, login.timeMs);
+    for (const login of this.#compromises.values()) add(login, login.repeats > 0 ? Number.POSITIVE_INFINITY : login.timeMs);
+    return (rec) => {
+      const latest = "bans" in rec ? (rec.members !== null ? prefixes.get(rec.address) : sources.get(clientKeyOf(rec.address))) : users.get(userKey(rec.user));
+      return latest !== undefined && latest >= rec.earliestMs - CLOCK_SLACK_MS;
+    };
   }
 
   /**
@@ -789,7 +827,7 @@ export class AuthLogAnalyzer {
       rootLogins: this.#rootLogins,
       untrustedWriters: lines?.untrustedWriters ?? [],
       unreadFiles: lines?.unreadFiles ?? [],
-      outOfOrder: { unheld: [...this.#outOfOrder.unheldNames], uncertain: this.#uncertain.slice(0, 20) },
+      outOfOrder: { unheld: [...this.#outOfOrder.unheldNames], uncertain: this.#uncertain.slice(0, 20).map((u) => u.name) },
     };
   }
 }

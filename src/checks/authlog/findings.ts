@@ -516,34 +516,59 @@ export function isPasswordMethod(method: string): boolean {
 /**
  * Failures of keys logged out of time order (out-of-order.ts) that could not be judged exactly: past the bound on the
  * failures kept for such keys, or read before the disorder, no longer held, and close enough in time to what was kept
- * to have made a window. A forged line can put a key out of order, so this is never left to a clean report. High.
+ * to have made a window. A forged line can put a key out of order, so this is never left to a clean report. High for
+ * the failures past the bound and for a key with an accepted login from or for it after its failures: the window it
+ * could hide makes that login a compromise. A key with no such login could hide a brute force only (medium, as that
+ * finding is): a DST fall-back puts an honest job's keys out of order (a monitor failing every ten minutes), and the
+ * repeated hour's failures lie near those dropped before it, with no way to count those without keeping them.
  */
-function outOfOrderIncomplete(result: AuthLogResult): Finding {
+function outOfOrderIncomplete(result: AuthLogResult): Finding[] {
   const s = result.stats;
   const { unheld, uncertain } = result.outOfOrder;
+  // `uncertain` lists the keys with a login first.
+  const withLogin = uncertain.slice(0, s.outOfOrderUncertainLogin);
+  const quiet = uncertain.slice(s.outOfOrderUncertainLogin);
   const window = formatDuration(result.findTimeMs);
-  const parts: string[] = [];
-  if (s.outOfOrderUnheld > 0) {
-    parts.push(
-      `${s.outOfOrderUnheld} failure(s) of address(es) or user(s) logged out of time order (stamped more than ${window} before a failure of theirs read earlier in the same file) ` +
-        `were past the ${result.limits.outOfOrder} kept to judge such keys exactly, and were judged only as read: a brute force among them may be missing. ` +
-        `Some of them: ${unheld.join(", ")}.`,
-    );
-  }
-  if (uncertain.length > 0) {
-    parts.push(
-      `${uncertain.join(", ")}: logged out of time order, and failures read before that, no longer held, lie within ${window} of later ones: ` +
-        "a brute force by stamp among them may be missing. Lines stamped out of order are often forged (a central log's sender, a local user writing to the journal).",
-    );
-  }
-  return {
-    id: "authlog.analysis-incomplete",
-    severity: "high",
-    title: `Analysis incomplete: failures logged out of time order could not all be judged (${[...unheld, ...uncertain].slice(0, 3).join(", ")})`,
-    detail: parts.join(" "),
-    evidence: { outOfOrderKeys: s.outOfOrderKeys, outOfOrderUnheld: s.outOfOrderUnheld, outOfOrderLimit: result.limits.outOfOrder, unheld, uncertain },
-    remediation: "Find who wrote the out-of-order lines (the sending host, the journal's _UID); analyse fewer files at a time, or one host's log apart.",
+  const evidence = {
+    outOfOrderKeys: s.outOfOrderKeys, outOfOrderUnheld: s.outOfOrderUnheld, outOfOrderLimit: result.limits.outOfOrder,
+    outOfOrderUncertain: s.outOfOrderUncertain, outOfOrderUncertainLogin: s.outOfOrderUncertainLogin,
   };
+  const uncertainText = (names: string[], count: number): string =>
+    `${names.join(", ")}${count > names.length ? ` (${count} in all)` : ""}: logged out of time order, and failures read before that, no longer held, lie within ${window} of later ones: ` +
+    "a brute force by stamp among them may be missing. Lines stamped out of order are often forged (a central log's sender, a local user writing to the journal).";
+  const remediation = "Find who wrote the out-of-order lines (the sending host, the journal's _UID); analyse fewer files at a time, or one host's log apart.";
+  const findings: Finding[] = [];
+  if (s.outOfOrderUnheld > 0 || withLogin.length > 0) {
+    const parts: string[] = [];
+    if (s.outOfOrderUnheld > 0) {
+      parts.push(
+        `${s.outOfOrderUnheld} failure(s) of address(es) or user(s) logged out of time order (stamped more than ${window} before a failure of theirs read earlier in the same file) ` +
+          `were past the ${result.limits.outOfOrder} kept to judge such keys exactly, and were judged only as read: a brute force among them may be missing. ` +
+          `Some of them: ${unheld.join(", ")}.`,
+      );
+    }
+    if (withLogin.length > 0) parts.push(`${uncertainText(withLogin, s.outOfOrderUncertainLogin)} An accepted login from or for them followed their failures: it could be a compromise.`);
+    findings.push({
+      id: "authlog.analysis-incomplete",
+      severity: "high",
+      title: `Analysis incomplete: failures logged out of time order could not all be judged (${[...withLogin, ...unheld].slice(0, 3).join(", ")})`,
+      detail: parts.join(" "),
+      evidence: { ...evidence, unheld, uncertain: withLogin },
+      remediation,
+    });
+  }
+  const quietCount = s.outOfOrderUncertain - s.outOfOrderUncertainLogin;
+  if (quietCount > 0) {
+    findings.push({
+      id: "authlog.analysis-incomplete",
+      severity: "medium",
+      title: `Analysis incomplete: failures logged out of time order could not all be judged, no login after them (${quiet.slice(0, 3).join(", ")}${quietCount > 3 ? ", …" : ""})`,
+      detail: `${uncertainText(quiet, quietCount)} No accepted login from or for them followed their failures. A DST fall-back in zone-less stamps does this to a job failing every few minutes.`,
+      evidence: { ...evidence, uncertain: quiet },
+      remediation,
+    });
+  }
+  return findings;
 }
 
 /**
@@ -563,7 +588,7 @@ export function authLogFindings(result: AuthLogResult): Finding[] {
   if (slowRest.length + result.stats.untrackedSlowCompromises > 0) findings.push(moreSlowCompromises(slowRest, result.stats.untrackedSlowCompromises, result));
   const s = result.stats;
   if (s.untrackedSources + s.untrackedUsers + s.untrackedPrefixes > 0 || s.loginsNotRejudgedMatter) findings.push(incomplete(result));
-  if (s.outOfOrderUnheld > 0 || result.outOfOrder.uncertain.length > 0) findings.push(outOfOrderIncomplete(result));
+  findings.push(...outOfOrderIncomplete(result));
   if (s.unreadFiles > 0) findings.push(notReadFinding(result));
   // Only a sample of root logins is kept for evidence; the totals come from the counters.
   if (result.rootLogins.password.count > 0) findings.push(rootLogin(result.rootLogins.password, true));

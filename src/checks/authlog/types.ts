@@ -266,6 +266,10 @@ export interface AuthLogStats {
   outOfOrderKeys: number;
   /** Failures of those keys not kept (past limits.outOfOrder): their windows were judged as read only. */
   outOfOrderUnheld: number;
+  /** Those keys found in no window whose failures dropped before the disorder could have made one (`outOfOrder.uncertain`). */
+  outOfOrderUncertain: number;
+  /** Of those, the keys with an accepted login from or for them after their failures (or logins not all known). */
+  outOfOrderUncertainLogin: number;
   byKind: Record<string, number>;
 }
 
@@ -296,7 +300,9 @@ export interface AuthLogResult {
   /**
    * Keys logged out of time order that could not be judged exactly (out-of-order.ts): some of those whose failures
    * went past limits.outOfOrder (`unheld`), and those found in no window whose failures read before the disorder, no
-   * longer held, could have made one (`uncertain`). At most 20 each.
+   * longer held, could have made one (`uncertain`). At most 20 each. `uncertain` lists first the keys with an accepted
+   * login from or for them after their failures (`stats.outOfOrderUncertainLogin` of them: the names that matter, never
+   * crowded out by keys without one), then the others.
    */
   outOfOrder: { unheld: string[]; uncertain: string[] };
 }
