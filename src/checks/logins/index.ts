@@ -131,7 +131,10 @@ export interface LoginsReport {
   /** The usual hour (the median), and where it was read: the days before the window, or the window when the store is younger. */
   usualFailedPerHour: number;
   usualFrom: "before-window" | "window";
-  /** The usual of each hour of the day (UTC, index 0 = 00:00–01:00) the bars come from (the median hour where a period held it on fewer than 3 days). */
+  /**
+   * The usual of each hour of the day (UTC, index 0 = 00:00–01:00) the bars come from: the median hour where a period
+   * held it on fewer than 3 days, and never above --wave-factor times the usual hour.
+   */
   usualByHourOfDay: number[];
   waves: Wave[];
   sprayingAddresses: SprayingAddress[];

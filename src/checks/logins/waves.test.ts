@@ -34,7 +34,7 @@ test("bars come from the usual of the hours a span covers: a night hour is judge
   assert.equal(quiet.at(1, MIDNIGHT), 5);
   assert.equal(quiet.perHour(MIDNIGHT, MIDNIGHT + 5), 0);
   assert.equal(bars.perHour(MIDNIGHT + 20 * PER_HOUR + 3, MIDNIGHT + 21 * PER_HOUR + 2), 17);
-  assert.deepEqual(bars.from(MIDNIGHT + 8 * PER_HOUR), [{ hours: 1, at: 160 }, { hours: 6, at: 960 }, { hours: 24, at: 2_190 }]);
+  assert.deepEqual(WAVE_SPAN_HOURS.map((hours) => bars.at(hours, MIDNIGHT + (8 + hours) * PER_HOUR - 1)), [160, 960, 2_190]);
   // A fractional factor rounds the bar up to a whole count.
   assert.equal(new Bars(WORKING, 2.5, 1).at(1, MIDNIGHT + 3 * PER_HOUR - 1), 5);
   assert.throws(() => new Bars([1, 2, 3], 5, 100), /24 numbers, not 3/);

@@ -86,11 +86,6 @@ export class Bars {
     return this.#lowest.get(hours) ?? this.#min;
   }
 
-  /** The bars of the spans starting with bucket `first`: what a wave beginning there was judged by. */
-  from(first: number): Bar[] {
-    return WAVE_SPAN_HOURS.map((hours) => ({ hours, at: this.at(hours, first + hours * BUCKETS_PER_HOUR - 1) }));
-  }
-
   /** The usual failures of bucket `b` (its hour's usual, a sixth of it), not floored. */
   usualOf(b: number): number {
     const k = b - Math.floor(b / BUCKETS_A_DAY) * BUCKETS_A_DAY;
