@@ -12,7 +12,7 @@ import { isPasswordMethod } from "./findings.ts";
 import { markSlow, pushName, slowRunBefore } from "./slow-rules.ts";
 import { LineSplitter } from "./line-splitter.ts";
 import { LineStage, type SshdEventSink } from "./line-stage.ts";
-import { exactWindows, OUT_OF_ORDER_LIMIT, OutOfOrder, type OutOfOrderKey } from "./out-of-order.ts";
+import { droppedCouldComplete, exactWindows, OUT_OF_ORDER_LIMIT, OutOfOrder, type OutOfOrderKey } from "./out-of-order.ts";
 import { RemoteLines } from "./remote-lines.ts";
 import { newRing, NOT_KEPT, pushByStamp, pushReadOrder, ringFor, withinWindowByStamp } from "./time-window.ts";
 import type { SshdEvent } from "./sshd-messages.ts";
@@ -366,7 +366,7 @@ export class AuthLogAnalyzer {
       address: key, failures: 0, firstMs: t, lastMs: t, latestMs: t, first: { file: this.#file, line: lineNo }, last: { file: this.#file, line: lineNo },
       users: new Set(), moreUsers: false, lastUser: null, ring: newRing(this.maxRetry), inWindow: 0, byStamp: 0, bans: 0, offenderSinceMs: Number.NaN, offenderAt: null,
       offenderFile: 0, bansByFile: null, members, moreMembers: false, firstName: null, firstNameMs: Number.NaN, spray: null,
-      fileMaxMs: t, fileNo: this.stats.files, earliestMs: t, outOfOrder: null,
+      fileMaxMs: t, fileNo: this.stats.files, earliestMs: t, otherMinMs: Number.POSITIVE_INFINITY, otherMaxMs: Number.NEGATIVE_INFINITY, outOfOrder: null,
     };
     // Room was made above; a cached record may have been evicted, and the caller replaces the cache.
     table.add(key, rec, t);
@@ -400,7 +400,6 @@ export class AuthLogAnalyzer {
       src.bans++;
       src.inWindow = 0;
       src.byStamp = 0;
-      src.earliestMs = Number.POSITIVE_INFINITY;
       if (Number.isNaN(src.offenderSinceMs)) {
         src.offenderSinceMs = t;
         src.offenderAt = { file: this.#file, line: lineNo };
@@ -414,21 +413,30 @@ export class AuthLogAnalyzer {
   /**
    * Notes a failure at `t` of a key (before its window's ring takes it): a failure stamped more than --find-time before
    * the latest one read for the key in this file is out of order, and from it on the key's failures are all kept, the
-   * ring's times first, to be judged exactly at the end (out-of-order.ts, #judgeOutOfOrder). Files are judged apart:
-   * given in any order (auth.log*, newest first), each is in order.
+   * ring's times first, to be judged exactly at the end (out-of-order.ts, #judgeOutOfOrder). Files given in any order
+   * (auth.log*, newest first) are each in order; but a failure stamped within the range of the key's failures in the
+   * files read before (from --find-time before their earliest to --find-time before their latest) is interleaved with
+   * them: read after them, a burst split by logrotate and forged lines stamped after it in the newer file would keep
+   * both windows apart (red team 40b, finding 4). Honest rotated files meet at most within --find-time of the rotation:
+   * those keys are judged exactly, which costs memory only.
    */
   #order(rec: SourceRecord | UserRecord, name: string, ring: Float64Array, readCount: number, byStamp: number, t: number, lineNo: number): void {
     const file = this.stats.files;
+    const ft = this.findTimeMs;
     if (rec.fileNo !== file) {
+      // Every failure read so far lies in files before this one.
+      if (rec.fileMaxMs > rec.otherMaxMs) rec.otherMaxMs = rec.fileMaxMs;
+      rec.otherMinMs = rec.earliestMs;
       rec.fileNo = file;
       rec.fileMaxMs = t;
-    } else if (t > rec.fileMaxMs) {
-      rec.fileMaxMs = t;
-    } else if (rec.outOfOrder === null && t < rec.fileMaxMs - this.findTimeMs) {
-      rec.outOfOrder = this.#outOfOrder.open(detach(name), ring, this.maxRetry, readCount, byStamp, rec.earliestMs, file, lineNo, this.findTimeMs);
+    }
+    const late = t < rec.fileMaxMs - ft || (t >= rec.otherMinMs - ft && t < rec.otherMaxMs - ft);
+    if (t > rec.fileMaxMs) rec.fileMaxMs = t;
+    if (rec.outOfOrder === null && late) {
+      rec.outOfOrder = this.#outOfOrder.open(detach(name), ring, this.maxRetry, readCount, byStamp, rec.earliestMs, file, lineNo);
     }
     if (t < rec.earliestMs) rec.earliestMs = t;
-    if (rec.outOfOrder !== null) this.#outOfOrder.add(rec.outOfOrder, t, file, lineNo, this.findTimeMs);
+    if (rec.outOfOrder !== null) this.#outOfOrder.add(rec.outOfOrder, t, file, lineNo);
   }
 
   /**
@@ -464,7 +472,7 @@ export class AuthLogAnalyzer {
           rec.bansByFile = recordBan(rec.bansByFile, w.ms, 0, at(w).file, w.line);
         }
         if (windows.length > rec.bans) rec.bans = windows.length;
-        if (rec.bans === 0 && key.nearLost) uncertain(rec, key.name);
+        if (rec.bans === 0 && droppedCouldComplete(key, n, this.findTimeMs)) uncertain(rec, key.name);
       } else {
         for (const w of windows) {
           if (!(w.ms >= rec.attackFirstMs)) {
@@ -475,7 +483,7 @@ export class AuthLogAnalyzer {
           rec.attackFailures = rec.failures;
           rec.attacks = recordAttack(rec.attacks, w.ms, 0, this.#compromiseWindowMs, at(w).file, w.line);
         }
-        if (Number.isNaN(rec.attackFirstMs) && key.nearLost) uncertain(rec, key.name);
+        if (Number.isNaN(rec.attackFirstMs) && droppedCouldComplete(key, n, this.findTimeMs)) uncertain(rec, key.name);
       }
     }
     // Stable: table order within each group.
@@ -575,7 +583,7 @@ export class AuthLogAnalyzer {
       rec = {
         user, failures: 0, ring: newRing(this.maxRetry), count: 0, byStamp: 0, latestMs: t, attackFirstMs: Number.NaN, attackLastMs: Number.NaN, attackLastFile: 0,
         attackFailures: 0, sources: new Set(), moreSources: false, firstAttackAt: null, attacks: null, guessRing: newRing(this.#guessMin), guessCount: 0, guessByStamp: 0, guessed: null,
-        fileMaxMs: t, fileNo: this.stats.files, earliestMs: t, outOfOrder: null,
+        fileMaxMs: t, fileNo: this.stats.files, earliestMs: t, otherMinMs: Number.POSITIVE_INFINITY, otherMaxMs: Number.NEGATIVE_INFINITY, outOfOrder: null,
       };
       this.#users.add(key, rec, t);
     }

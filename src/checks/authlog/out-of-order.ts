@@ -4,10 +4,12 @@
 // and user stamped hours after the burst, after every four real ones, kept both halves apart). Forged lines stamped
 // after a burst and read before its later failures leave those failures stamped more than --find-time before the
 // latest stamp already read for the key in that file, which honest logs do not (a central syslog's senders differ by
-// seconds; files given in any order are judged file by file). From such a failure on, the key's failures are kept,
+// seconds). From such a failure on, the key's failures are kept,
 // every one, with where they were read, under one bound for all such keys together; at the end they are sorted and
 // judged as fail2ban judges a log in time order. What the windows held when the disorder was seen seeds the list;
-// failures read before and no longer held are not re-judged (`nearLost` says when they could have mattered).
+// failures read before and no longer held are not re-judged (droppedCouldComplete says when they could have mattered).
+// A failure stamped within the range of the key's failures in files read before (less --find-time) is out of order
+// too (analyzer.ts #order): a burst split by logrotate, read newest first.
 
 /** Failures kept for all out-of-order keys together (3 numbers each: 24 bytes; 48 MB at most). */
 export const OUT_OF_ORDER_LIMIT = 2_000_000;
@@ -22,12 +24,12 @@ export interface OutOfOrderKey {
   length: number;
   /**
    * The range of stamps of failures read before the disorder and no longer held: at most the oldest held by stamp, at
-   * least the earliest read since the last ban (−∞ and +∞ when none was dropped).
+   * least the earliest read (−∞ and +∞ when none was dropped).
    */
   lostMinMs: number;
   lostMaxMs: number;
-  /** A failure kept since lies within --find-time of that range: a window with a dropped one is possible. */
-  nearLost: boolean;
+  /** How many were dropped, at most: read before the disorder (since the last ban, for an address) and not in the seed. */
+  dropped: number;
   /** The bound was reached: later failures of this key were not kept. */
   full: boolean;
 }
@@ -60,7 +62,7 @@ export class OutOfOrder {
    * (each value as often as the half holding it more often: never more than were read). They are placed at `file`,
    * `line`, where the disorder was seen: they were read at or before it.
    */
-  open(name: string, ring: Float64Array, n: number, readCount: number, byStamp: number, earliestMs: number, file: number, line: number, windowMs: number): OutOfOrderKey {
+  open(name: string, ring: Float64Array, n: number, readCount: number, byStamp: number, earliestMs: number, file: number, line: number): OutOfOrderKey {
     this.keys++;
     const half = ring.length >> 1;
     const read = Array.from(ring.subarray(0, Math.min(readCount, half)));
@@ -77,30 +79,30 @@ export class OutOfOrder {
     }
     // Not full, the by-stamp half holds every failure since the last ban; full, the latest n: whatever else was read
     // since is stamped at or before its oldest.
-    // Whatever was dropped was read since the last ban (else it is judged already): stamped at or after `earliestMs`.
-    // Without that lower bound an older file's failures read after a newer one's (`cat auth.log auth.log.1 |`) would all
-    // be "near" the dropped ones (red team 40b, finding 5).
+    // Whatever was dropped was read before: stamped at or after `earliestMs`, the earliest read for the key. Without
+    // that lower bound an older file's failures read after a newer one's (`cat auth.log auth.log.1 |`) would all be
+    // "near" the dropped ones (red team 40b, finding 5).
     const lostMaxMs = byStamp >= n ? (kept[0] ?? Number.NEGATIVE_INFINITY) : Number.NEGATIVE_INFINITY;
     const lostMinMs = lostMaxMs === Number.NEGATIVE_INFINITY ? Number.POSITIVE_INFINITY : Math.min(earliestMs, lostMaxMs);
-    const key: OutOfOrderKey = { name, data: new Float64Array(3 * Math.max(8, seed.length + 1)), length: 0, lostMinMs, lostMaxMs, nearLost: false, full: false };
-    for (const t of seed) this.#push(key, t, file, line, windowMs, true);
+    const dropped = Math.max(0, readCount - seed.length);
+    const key: OutOfOrderKey = { name, data: new Float64Array(3 * Math.max(8, seed.length + 1)), length: 0, lostMinMs, lostMaxMs, dropped, full: false };
+    for (const t of seed) this.#push(key, t, file, line);
     this.#open.push(key);
     return key;
   }
 
   /** Keeps one more failure of an out-of-order key, or counts it when the bound is reached. */
-  add(key: OutOfOrderKey, t: number, file: number, line: number, windowMs: number): void {
-    this.#push(key, t, file, line, windowMs, false);
+  add(key: OutOfOrderKey, t: number, file: number, line: number): void {
+    this.#push(key, t, file, line);
   }
 
-  #push(key: OutOfOrderKey, t: number, file: number, line: number, windowMs: number, seed: boolean): void {
+  #push(key: OutOfOrderKey, t: number, file: number, line: number): void {
     if (key.full || this.held >= this.limit) {
       if (!key.full && this.unheldNames.length < MAX_NAMED) this.unheldNames.push(key.name);
       key.full = true;
       this.unheld++;
       return;
     }
-    if (!seed && t <= key.lostMaxMs + windowMs && t >= key.lostMinMs - windowMs) key.nearLost = true;
     if (3 * key.length + 3 > key.data.length) {
       const grown = new Float64Array(2 * key.data.length);
       grown.set(key.data);
@@ -136,4 +138,34 @@ export function exactWindows(key: OutOfOrderKey, n: number, windowMs: number): E
     }
   }
   return windows;
+}
+
+/**
+ * Whether failures dropped before `key`'s disorder could have completed a window with the ones kept: some window of
+ * `windowMs` meeting the dropped ones' range [lostMinMs, lostMaxMs] holds a kept failure, and the kept ones in it with
+ * every one dropped (their stamps are not known, only the range and how many at most) reach n. Counting them keeps an
+ * honest key quiet when few were dropped (an admin's typos on both sides of logrotate, files newest first); a DST
+ * fall-back with a job failing every ten minutes drops more than n and stays uncertain (findings.ts says how much).
+ */
+export function droppedCouldComplete(key: OutOfOrderKey, n: number, windowMs: number): boolean {
+  if (key.dropped === 0 || key.lostMaxMs === Number.NEGATIVE_INFINITY) return false;
+  const times = Array.from({ length: key.length }, (_, i) => key.data[3 * i] as number).sort((a, b) => a - b);
+  // The kept failures within [s, s + windowMs].
+  const below = (x: number): number => {
+    let lo = 0;
+    let hi = times.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if ((times[mid] as number) < x) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
+  const within = (s: number): number => below(s + windowMs + 0.5) - below(s);
+  // The count is greatest with a window starting at a kept failure, or at either end of the starts allowed.
+  const from = key.lostMinMs - windowMs;
+  const to = key.lostMaxMs;
+  let most = Math.max(within(from), within(to));
+  for (const t of times) if (t >= from && t <= to) most = Math.max(most, within(t));
+  return most > 0 && most + key.dropped >= n;
 }

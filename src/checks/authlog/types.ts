@@ -104,8 +104,14 @@ export interface SourceRecord {
   /** The latest failure stamp read in file `fileNo` (out-of-order.ts: a failure stamped more than --find-time before it is out of order). */
   fileMaxMs: number;
   fileNo: number;
-  /** The earliest failure stamp read since the last ban (out-of-order.ts: how far back failures no longer held may lie). */
+  /** The earliest failure stamp read (out-of-order.ts: how far back failures no longer held may lie). */
   earliestMs: number;
+  /**
+   * The range of the failures' stamps in the files read before `fileNo` (+∞, −∞ before a second file): a failure
+   * stamped within it, less --find-time, is interleaved with another file's and out of order.
+   */
+  otherMinMs: number;
+  otherMaxMs: number;
   /** Every failure since it was first read out of order (out-of-order.ts), else null. */
   outOfOrder: OutOfOrderKey | null;
 }
@@ -164,10 +170,12 @@ export interface UserRecord {
   guessByStamp: number;
   /** Where it had taken `guessMin` failures within the compromise window (null until then). */
   guessed: SlowMarks | null;
-  /** As an address's (SourceRecord); `earliestMs` since the record was made (a user's count is not restarted). */
+  /** As an address's (SourceRecord). */
   fileMaxMs: number;
   fileNo: number;
   earliestMs: number;
+  otherMinMs: number;
+  otherMaxMs: number;
   outOfOrder: OutOfOrderKey | null;
 }
 
