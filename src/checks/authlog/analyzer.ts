@@ -209,7 +209,8 @@ export class AuthLogAnalyzer {
   // Those with an accepted login from or for them after their failures first (finish()).
   #uncertain: Array<{ name: string; login: boolean }> = [];
   // For logins past that bound: the file of the first, the latest stamp among them, and the earliest ban or attack read
-  // in a later file. An attack read later but stamped before one of them may have been missed.
+  // in a later file (or found by stamp for a key out of order). An attack read later but stamped before one of them may
+  // have been missed.
   #firstUnkeptFile = 0;
   #unkeptLatestMs = Number.NEGATIVE_INFINITY;
   #lateAttackMs = Number.POSITIVE_INFINITY;
@@ -461,6 +462,10 @@ export class AuthLogAnalyzer {
       const key = rec.outOfOrder as OutOfOrderKey;
       rec.outOfOrder = null;
       const windows = exactWindows(key, n, this.findTimeMs);
+      // A window in no file may precede any login past limits.logins, read before or after it, in this file or
+      // another, and those are not judged again: noted as #attackRead notes an attack read in a later file, it makes
+      // loginsNotRejudgedMatter when stamped at or before the latest of them (red team 40b, finding 3).
+      for (const w of windows) if (w.ms < this.#lateAttackMs) this.#lateAttackMs = w.ms;
       const at = (w: { file: number; line: number }) => ({ file: this.#fileNames[w.file] ?? "", line: w.line });
       if ("bans" in rec) {
         for (const w of windows) {
