@@ -208,6 +208,8 @@ export class AuthLogAnalyzer {
   // Keys logged out of time order that could not be judged exactly (AuthLogResult.outOfOrder).
   // Those with an accepted login from or for them after their failures first (finish()).
   #uncertain: Array<{ name: string; login: boolean }> = [];
+  // Keys past the bound on failures kept for them, likewise: the first come must not crowd out those with a login.
+  #unheld: Array<{ name: string; login: boolean }> = [];
   // For logins past that bound: the file of the first, the latest stamp among them, and the earliest ban or attack read
   // in a later file (or found by stamp for a key out of order). An attack read later but stamped before one of them may
   // have been missed.
@@ -226,7 +228,7 @@ export class AuthLogAnalyzer {
     files: 0, lines: 0, blank: 0, malformed: 0, overlong: 0, sshdLines: 0, events: 0,
     failures: 0, successes: 0, rootLogins: 0, rootPasswordLogins: 0, untrackedSources: 0, untrackedUsers: 0, untrackedPrefixes: 0,
     evictedSources: 0, evictedUsers: 0, untrackedCompromises: 0, untrackedSlowCompromises: 0, loginsNotRejudged: 0, loginsNotRejudgedMatter: false, unreadFiles: 0,
-    untrustedEntries: 0, untrustedFailures: 0, untrustedLogins: 0, outOfOrderKeys: 0, outOfOrderUnheld: 0, outOfOrderUncertain: 0, outOfOrderUncertainLogin: 0,
+    untrustedEntries: 0, untrustedFailures: 0, untrustedLogins: 0, outOfOrderKeys: 0, outOfOrderUnheld: 0, outOfOrderUncertain: 0, outOfOrderUncertainLogin: 0, outOfOrderUnheldKeys: 0, outOfOrderUnheldLogin: 0,
     byKind: {} as Record<string, number>,
   };
 
@@ -461,6 +463,7 @@ export class AuthLogAnalyzer {
     for (const rec of records) {
       const key = rec.outOfOrder as OutOfOrderKey;
       rec.outOfOrder = null;
+      if (key.full) this.#unheld.push({ name: key.name, login: loggedIn(rec) });
       const windows = exactWindows(key, n, this.findTimeMs);
       // A window in no file may precede any login past limits.logins, read before or after it, in this file or
       // another, and those are not judged again: noted as #attackRead notes an attack read in a later file, it makes
@@ -493,6 +496,9 @@ export class AuthLogAnalyzer {
     }
     // Stable: table order within each group.
     this.#uncertain.sort((a, b) => Number(b.login) - Number(a.login));
+    this.#unheld.sort((a, b) => Number(b.login) - Number(a.login));
+    this.stats.outOfOrderUnheldKeys = this.#unheld.length;
+    this.stats.outOfOrderUnheldLogin = this.#unheld.filter((u) => u.login).length;
     this.stats.outOfOrderUncertain = this.#uncertain.length;
     this.stats.outOfOrderUncertainLogin = this.#uncertain.filter((u) => u.login).length;
   }
@@ -840,7 +846,7 @@ export class AuthLogAnalyzer {
       rootLogins: this.#rootLogins,
       untrustedWriters: lines?.untrustedWriters ?? [],
       unreadFiles: lines?.unreadFiles ?? [],
-      outOfOrder: { unheld: [...this.#outOfOrder.unheldNames], uncertain: this.#uncertain.slice(0, 20).map((u) => u.name) },
+      outOfOrder: { unheld: this.#unheld.slice(0, 20).map((u) => u.name), uncertain: this.#uncertain.slice(0, 20).map((u) => u.name) },
     };
   }
 }

@@ -531,6 +531,7 @@ function outOfOrderIncomplete(result: AuthLogResult): Finding[] {
   const window = formatDuration(result.findTimeMs);
   const evidence = {
     outOfOrderKeys: s.outOfOrderKeys, outOfOrderUnheld: s.outOfOrderUnheld, outOfOrderLimit: result.limits.outOfOrder,
+    outOfOrderUnheldKeys: s.outOfOrderUnheldKeys, outOfOrderUnheldLogin: s.outOfOrderUnheldLogin,
     outOfOrderUncertain: s.outOfOrderUncertain, outOfOrderUncertainLogin: s.outOfOrderUncertainLogin,
   };
   const uncertainText = (names: string[], count: number): string =>
@@ -544,14 +545,16 @@ function outOfOrderIncomplete(result: AuthLogResult): Finding[] {
       parts.push(
         `${s.outOfOrderUnheld} failure(s) of address(es) or user(s) logged out of time order (stamped more than ${window} before a failure of theirs read earlier in the same file) ` +
           `were past the ${result.limits.outOfOrder} kept to judge such keys exactly, and were judged only as read: a brute force among them may be missing. ` +
-          `Some of them: ${unheld.join(", ")}.`,
+          `${s.outOfOrderUnheldKeys} key(s)${unheld.length < s.outOfOrderUnheldKeys ? ", some of them" : ""}: ${unheld.join(", ")}` +
+          (s.outOfOrderUnheldLogin > 0 ? ` (the first ${Math.min(s.outOfOrderUnheldLogin, unheld.length)} with an accepted login from or for them after their failures: it could be a compromise).` : "."),
       );
     }
     if (withLogin.length > 0) parts.push(`${uncertainText(withLogin, s.outOfOrderUncertainLogin)} An accepted login from or for them followed their failures: it could be a compromise.`);
     findings.push({
       id: "authlog.analysis-incomplete",
       severity: "high",
-      title: `Analysis incomplete: failures logged out of time order could not all be judged (${[...withLogin, ...unheld].slice(0, 3).join(", ")})`,
+      // The names with a login first, from both lists.
+      title: `Analysis incomplete: failures logged out of time order could not all be judged (${[...unheld.slice(0, s.outOfOrderUnheldLogin), ...withLogin, ...unheld.slice(s.outOfOrderUnheldLogin)].slice(0, 3).join(", ")})`,
       detail: parts.join(" "),
       evidence: { ...evidence, unheld, uncertain: withLogin },
       remediation,

@@ -14,9 +14,6 @@
 /** Failures kept for all out-of-order keys together (3 numbers each: 24 bytes; 48 MB at most). */
 export const OUT_OF_ORDER_LIMIT = 2_000_000;
 
-/** Names of out-of-order keys listed in the findings. */
-const MAX_NAMED = 20;
-
 /** One out-of-order key's failures: [stamp, file number, line] triples, in the order read. */
 export interface OutOfOrderKey {
   name: string;
@@ -47,9 +44,8 @@ export class OutOfOrder {
   held = 0;
   /** Keys found out of order. */
   keys = 0;
-  /** Failures of out-of-order keys not kept (the bound), and some of those keys by name. */
+  /** Failures of out-of-order keys not kept (the bound); the keys are marked `full`, named at the end (analyzer.ts). */
   unheld = 0;
-  readonly unheldNames: string[] = [];
   readonly #open: OutOfOrderKey[] = [];
 
   constructor(limit: number) {
@@ -98,7 +94,6 @@ export class OutOfOrder {
 
   #push(key: OutOfOrderKey, t: number, file: number, line: number): void {
     if (key.full || this.held >= this.limit) {
-      if (!key.full && this.unheldNames.length < MAX_NAMED) this.unheldNames.push(key.name);
       key.full = true;
       this.unheld++;
       return;

@@ -274,6 +274,9 @@ export interface AuthLogStats {
   outOfOrderKeys: number;
   /** Failures of those keys not kept (past limits.outOfOrder): their windows were judged as read only. */
   outOfOrderUnheld: number;
+  /** The keys with such failures (`outOfOrder.unheld`), and of those the keys with an accepted login from or for them after their failures. */
+  outOfOrderUnheldKeys: number;
+  outOfOrderUnheldLogin: number;
   /** Those keys found in no window whose failures dropped before the disorder could have made one (`outOfOrder.uncertain`). */
   outOfOrderUncertain: number;
   /** Of those, the keys with an accepted login from or for them after their failures (or logins not all known). */
@@ -308,9 +311,9 @@ export interface AuthLogResult {
   /**
    * Keys logged out of time order that could not be judged exactly (out-of-order.ts): some of those whose failures
    * went past limits.outOfOrder (`unheld`), and those found in no window whose failures read before the disorder, no
-   * longer held, could have made one (`uncertain`). At most 20 each. `uncertain` lists first the keys with an accepted
-   * login from or for them after their failures (`stats.outOfOrderUncertainLogin` of them: the names that matter, never
-   * crowded out by keys without one), then the others.
+   * longer held, could have made one (`uncertain`). At most 20 each. Each lists first the keys with an accepted login
+   * from or for them after their failures (`stats.outOfOrderUnheldLogin`, `stats.outOfOrderUncertainLogin` of them: the
+   * names that matter, never crowded out by keys without one), then the others.
    */
   outOfOrder: { unheld: string[]; uncertain: string[] };
 }
