@@ -11,7 +11,11 @@
 // A failure stamped within the range of the key's failures in files read before (less --find-time) is out of order
 // too (analyzer.ts #order): a burst split by logrotate, read newest first.
 
-/** Failures kept for all out-of-order keys together (3 numbers each: 24 bytes; 48 MB at most). */
+/**
+ * Failures kept for all out-of-order keys together: 3 numbers each, 24 bytes, in per-key lists that start at the
+ * seed's size and double as they grow, so at most twice that (96 MB for 2,000,000), besides each key's list object.
+ * (Lists started at 8 triples before: a key out of order once held 2 in 192 bytes, red team 40b.)
+ */
 export const OUT_OF_ORDER_LIMIT = 2_000_000;
 
 /** One out-of-order key's failures: [stamp, file number, line] triples, in the order read. */
@@ -81,7 +85,7 @@ export class OutOfOrder {
     const lostMaxMs = byStamp >= n ? (kept[0] ?? Number.NEGATIVE_INFINITY) : Number.NEGATIVE_INFINITY;
     const lostMinMs = lostMaxMs === Number.NEGATIVE_INFINITY ? Number.POSITIVE_INFINITY : Math.min(earliestMs, lostMaxMs);
     const dropped = Math.max(0, readCount - seed.length);
-    const key: OutOfOrderKey = { name, data: new Float64Array(3 * Math.max(8, seed.length + 1)), length: 0, lostMinMs, lostMaxMs, dropped, full: false };
+    const key: OutOfOrderKey = { name, data: new Float64Array(3 * (seed.length + 1)), length: 0, lostMinMs, lostMaxMs, dropped, full: false };
     for (const t of seed) this.#push(key, t, file, line);
     this.#open.push(key);
     return key;
