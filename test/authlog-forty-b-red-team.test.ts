@@ -74,52 +74,17 @@
 import assert from "node:assert/strict";
 import { Readable } from "node:stream";
 import { describe, test } from "node:test";
+import { analyzeStream } from "../src/checks/authlog/reader.ts";
 import { AuthLogAnalyzer } from "../src/checks/authlog/analyzer.ts";
 import { authLogFindings } from "../src/checks/authlog/findings.ts";
-import { analyzeStream } from "../src/checks/authlog/reader.ts";
-import { analyzeLines } from "../src/checks/authlog/test-helpers.ts";
-import type { AuthLogOptions, AuthLogResult } from "../src/checks/authlog/types.ts";
+import type { AuthLogResult } from "../src/checks/authlog/types.ts";
+import { ADMIN, ATTACKER, B0, REF, accept, bsd, critical, fail, findingIds, incomplete, one, rfc3339, run, summary as baseSummary } from "./helpers/authlog-forged.ts";
 
-/** The log is read on 7 December 2026 at noon UTC. */
-const REF = Date.UTC(2026, 11, 7, 12);
-const ATTACKER = "203.0.113.66";
-const ADMIN = "192.0.2.10";
-const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-/** The burst: 6 December 03:00 UTC. */
-const B0 = Date.UTC(2026, 11, 6, 3);
 const HOUR = 3_600_000;
-
-/** BSD syslog stamp ("Dec  6 03:00:00") of epoch ms, in UTC. */
-function bsd(ms: number): string {
-  const d = new Date(ms);
-  return `${MONTHS[d.getUTCMonth()]} ${String(d.getUTCDate()).padStart(2, " ")} ${d.toISOString().slice(11, 19)}`;
-}
-const rfc3339 = (ms: number): string => new Date(ms).toISOString().replace(".000Z", "Z");
-const fail = (stamp: string, address: string, user: string, pid: number): string => `${stamp} web sshd[${pid}]: Failed password for ${user} from ${address} port ${40000 + (pid % 20000)} ssh2`;
-const accept = (stamp: string, address: string, user: string, method = "password"): string => `${stamp} web sshd[950]: Accepted ${method} for ${user} from ${address} port 41000 ssh2`;
-
-const findingIds = (r: AuthLogResult): string[] => authLogFindings(r).map((f) => `${f.id}/${f.severity}`);
-const one = (lines: readonly string[], options: Partial<AuthLogOptions> = {}): AuthLogResult => analyzeLines(lines, { referenceMs: REF, utcOffsetMinutes: 0, ...options });
-function run(files: ReadonlyArray<readonly [string, readonly string[]]>, options: Partial<AuthLogOptions> = {}): AuthLogResult {
-  const a = new AuthLogAnalyzer({ referenceMs: REF, utcOffsetMinutes: 0, ...options });
-  for (const [name, lines] of files) {
-    a.beginFile(name);
-    lines.forEach((l, i) => a.line(l, i + 1));
-  }
-  return a.finish();
-}
-const critical = (r: AuthLogResult): boolean => findingIds(r).includes("authlog.success-after-failures/critical");
-const incomplete = (r: AuthLogResult) => authLogFindings(r).filter((f) => f.id === "authlog.analysis-incomplete");
 /** Whether a high analysis-incomplete names `name` (its evidence or title). */
 const names = (r: AuthLogResult, name: string): boolean => incomplete(r).some((f) => f.severity === "high" && (JSON.stringify(f.evidence).includes(name) || f.title.includes(name)));
-/** What a run reports, for comparing two runs. */
-const summary = (r: AuthLogResult) => ({
-  offenders: r.offenders.map((o) => [o.address, o.bans, o.offenderSinceMs]),
-  users: r.attackedUsers.map((u) => [u.user, u.attackFirstMs, u.attackLastMs]),
-  compromises: r.compromises.map((c) => [c.address, c.user, c.timeMs, c.offender !== null, c.targetedUser !== null]),
-  outOfOrder: r.outOfOrder,
-  findings: findingIds(r).sort(),
-});
+/** What a run reports, for comparing two runs, with what it says of keys out of order. */
+const summary = (r: AuthLogResult) => ({ ...baseSummary(r), outOfOrder: r.outOfOrder });
 
 /** Eight real failures of deploy from the attacker, a second apart, each followed by `perReal` forged ones; then the login. */
 function burst(perReal: number, forged: (k: number) => string): string[] {

@@ -12,47 +12,7 @@
 // of order; a DST fall-back (zone-less stamps repeating 01:00–02:00) does, and finds what was there and nothing more.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { AuthLogAnalyzer } from "../src/checks/authlog/analyzer.ts";
-import { authLogFindings } from "../src/checks/authlog/findings.ts";
-import { analyzeLines } from "../src/checks/authlog/test-helpers.ts";
-import type { AuthLogOptions, AuthLogResult } from "../src/checks/authlog/types.ts";
-
-/** The log is read on 7 December 2026 at noon UTC. */
-const REF = Date.UTC(2026, 11, 7, 12);
-const ATTACKER = "203.0.113.66";
-const ADMIN = "192.0.2.10";
-const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-/** The burst: 6 December 03:00 UTC. */
-const B0 = Date.UTC(2026, 11, 6, 3);
-
-/** BSD syslog stamp ("Dec  6 03:00:00") of epoch ms, in UTC. */
-function bsd(ms: number): string {
-  const d = new Date(ms);
-  return `${MONTHS[d.getUTCMonth()]} ${String(d.getUTCDate()).padStart(2, " ")} ${d.toISOString().slice(11, 19)}`;
-}
-const rfc3339 = (ms: number): string => new Date(ms).toISOString().replace(".000Z", "Z");
-const fail = (stamp: string, address: string, user: string, pid: number): string => `${stamp} web sshd[${pid}]: Failed password for ${user} from ${address} port ${40000 + (pid % 20000)} ssh2`;
-const accept = (stamp: string, address: string, user: string): string => `${stamp} web sshd[950]: Accepted password for ${user} from ${address} port 41000 ssh2`;
-
-const findingIds = (r: AuthLogResult): string[] => authLogFindings(r).map((f) => `${f.id}/${f.severity}`);
-const one = (lines: readonly string[], options: Partial<AuthLogOptions> = {}): AuthLogResult => analyzeLines(lines, { referenceMs: REF, utcOffsetMinutes: 0, ...options });
-function run(files: ReadonlyArray<readonly [string, readonly string[]]>, options: Partial<AuthLogOptions> = {}): AuthLogResult {
-  const a = new AuthLogAnalyzer({ referenceMs: REF, utcOffsetMinutes: 0, ...options });
-  for (const [name, lines] of files) {
-    a.beginFile(name);
-    lines.forEach((l, i) => a.line(l, i + 1));
-  }
-  return a.finish();
-}
-const critical = (r: AuthLogResult): boolean => findingIds(r).includes("authlog.success-after-failures/critical");
-const incomplete = (r: AuthLogResult) => authLogFindings(r).filter((f) => f.id === "authlog.analysis-incomplete");
-/** What a run reports, for comparing two runs. */
-const summary = (r: AuthLogResult) => ({
-  offenders: r.offenders.map((o) => [o.address, o.bans, o.offenderSinceMs]),
-  users: r.attackedUsers.map((u) => [u.user, u.attackFirstMs, u.attackLastMs]),
-  compromises: r.compromises.map((c) => [c.address, c.user, c.timeMs, c.offender !== null, c.targetedUser !== null]),
-  findings: findingIds(r).sort(),
-});
+import { ADMIN, ATTACKER, B0, accept, bsd, critical, fail, findingIds, incomplete, one, rfc3339, run, summary } from "./helpers/authlog-forged.ts";
 
 /** Eight real failures of deploy from the attacker, a second apart, each followed by `forged(k)` lines; then the login. */
 function burst(perReal: number, forged: (k: number) => string, address = ATTACKER, user = "deploy"): string[] {

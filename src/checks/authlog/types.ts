@@ -62,7 +62,24 @@ export interface FailureMatch extends LineRef {
   timeMs: number;
 }
 
-export interface SourceRecord {
+/** Whether a key's (address, /64, user) failures came in time order, and if not, all of them since (out-of-order.ts). */
+export interface KeyOrder {
+  /** The latest failure stamp read in file `fileNo` (a failure stamped more than --find-time before it is out of order). */
+  fileMaxMs: number;
+  fileNo: number;
+  /** The earliest failure stamp read (how far back failures no longer held may lie). */
+  earliestMs: number;
+  /**
+   * The range of the failures' stamps in the files read before `fileNo` (+∞, −∞ before a second file): a failure
+   * stamped within it, less --find-time, is interleaved with another file's and out of order.
+   */
+  otherMinMs: number;
+  otherMaxMs: number;
+  /** Every failure since it was first read out of order, else null. */
+  outOfOrder: OutOfOrderKey | null;
+}
+
+export interface SourceRecord extends KeyOrder {
   /** An address, or an IPv6 /64 in CIDR form ("2001:db8:1:2::/64") counting the failures of every address in it. */
   address: string;
   failures: number;
@@ -101,19 +118,6 @@ export interface SourceRecord {
   firstNameMs: number;
   /** Slow-spraying state, made at the second user name (null for a single IPv6 address: its /64 holds it). */
   spray: SprayState | null;
-  /** The latest failure stamp read in file `fileNo` (out-of-order.ts: a failure stamped more than --find-time before it is out of order). */
-  fileMaxMs: number;
-  fileNo: number;
-  /** The earliest failure stamp read (out-of-order.ts: how far back failures no longer held may lie). */
-  earliestMs: number;
-  /**
-   * The range of the failures' stamps in the files read before `fileNo` (+∞, −∞ before a second file): a failure
-   * stamped within it, less --find-time, is interleaved with another file's and out of order.
-   */
-  otherMinMs: number;
-  otherMaxMs: number;
-  /** Every failure since it was first read out of order (out-of-order.ts), else null. */
-  outOfOrder: OutOfOrderKey | null;
 }
 
 /** The user names an address (or IPv6 /64) failed on most recently, for the slow-spraying rule. */
@@ -143,7 +147,7 @@ export interface SlowMarks {
   runs: AttackRun[];
 }
 
-export interface UserRecord {
+export interface UserRecord extends KeyOrder {
   user: string;
   failures: number;
   /** As an address's (SourceRecord): the last maxRetry failures read, then the latest maxRetry by stamp; grown as they come. */
@@ -170,13 +174,6 @@ export interface UserRecord {
   guessByStamp: number;
   /** Where it had taken `guessMin` failures within the compromise window (null until then). */
   guessed: SlowMarks | null;
-  /** As an address's (SourceRecord). */
-  fileMaxMs: number;
-  fileNo: number;
-  earliestMs: number;
-  otherMinMs: number;
-  otherMaxMs: number;
-  outOfOrder: OutOfOrderKey | null;
 }
 
 /**
