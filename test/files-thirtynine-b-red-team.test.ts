@@ -51,36 +51,11 @@ import { describe, test } from "node:test";
 import { compareBaseline, createBaseline } from "../src/checks/files/check.ts";
 import { ratingsOf, testSigner, treeSandboxes } from "../src/checks/files/test-helpers.ts";
 import { ManualClock } from "../src/lib/clock.ts";
-import { anyHigh, changesOf, CHILD_IMPORTS, cliSite, compareJSON, denying, grantACL, highFor, inMountNamespace, mountNamespaces, pathsIn, setuidScript, summary } from "./helpers/files-red-team.ts";
+import { anyHigh, changesOf, CHILD_IMPORTS, cliSite, compareJSON, denying, grantACL, highFor, inMountNamespace, libTree, mkdirMode, mountNamespaces, pathsIn, setuidScript, summary } from "./helpers/files-red-team.ts";
 
 const signer = testSigner();
 const clock = new ManualClock();
 const sandbox = treeSandboxes("bulwark-redteam39b-files-");
-
-/** mkdir with an exact mode (the umask aside). */
-function mkdirMode(path: string, mode = 0o755): void {
-  mkdirSync(path, { recursive: true });
-  chmodSync(path, mode);
-}
-
-/**
- * tree/lib (to be excluded at compare time only, 0755) holding a setuid `helper` and `sub/libc.so` (sub 0755), and
- * tree/zz beside it; the baseline records all of it, no exclusion.
- */
-async function libTree(): Promise<{ root: string; tree: string; baseline: string; x: string; helper: string; sub: string; libc: string }> {
-  const { root, tree, baseline } = sandbox();
-  const x = join(tree, "lib");
-  const sub = join(x, "sub");
-  mkdirMode(x);
-  mkdirMode(sub);
-  const helper = join(x, "helper");
-  setuidScript(helper);
-  const libc = join(sub, "libc.so");
-  writeFileSync(libc, "\x7fELF genuine libc\n");
-  writeFileSync(join(tree, "zz"), "after\n");
-  await createBaseline({ paths: [tree], out: baseline, signer, clock });
-  return { root, tree, baseline, x, helper, sub, libc };
-}
 
 // ---------------------------------------------------------------------------------------------------------------------
 // A new inode: the excluded directory, or one under it, made afresh
@@ -92,7 +67,7 @@ describe("a directory under a compare-only exclusion made afresh (a new inode)",
   // directories (what comes and goes there is left out), but each recorded file is looked up by name in the fresh
   // directory and hashed: the helper is critical, libc high. The new shell is left out, as designed and documented.
   test("held: the excluded directory swapped for a fresh one holding trojaned copies: every recorded file's lookup finds its trojan (ASVS 16.5.3)", async () => {
-    const { root, baseline, x, helper, sub, libc } = await libTree();
+    const { root, baseline, x, helper, sub, libc } = await libTree(sandbox(), signer, clock);
     renameSync(x, join(root, "lib.aside"));
     mkdirMode(x);
     mkdirMode(sub);
@@ -114,7 +89,7 @@ describe("a directory under a compare-only exclusion made afresh (a new inode)",
   // The same swap with a recorded file missing from the fresh directory: it is reported removed, not passed over; the
   // libc copied back with its recorded bytes is metadata only.
   test("held: a recorded file left out of the fresh directory is reported removed", async () => {
-    const { root, baseline, x, helper, sub, libc } = await libTree();
+    const { root, baseline, x, helper, sub, libc } = await libTree(sandbox(), signer, clock);
     renameSync(x, join(root, "lib.aside"));
     mkdirMode(x);
     mkdirMode(sub);
@@ -170,7 +145,7 @@ describe("what a directory under a compare-only exclusion moved", () => {
   // An ACL entry giving nobody rwx on tree/lib/sub (a recorded subdirectory of the exclusion), its mode unchanged:
   // only its ctime moves. Compared by its times as a directory not listable: high.
   test("held: an ACL entry on a recorded subdirectory of the exclusion (ctime alone) is high (ASVS 16.5.3)", async () => {
-    const { baseline, x, sub } = await libTree();
+    const { baseline, x, sub } = await libTree(sandbox(), signer, clock);
     grantACL(sub, 65534, 7);
     const r = await compareBaseline({ baseline, signer, exclude: [x] });
     assert.ok(highFor(r.findings, sub), summary(r.findings));
@@ -179,7 +154,7 @@ describe("what a directory under a compare-only exclusion moved", () => {
 
   // chmod g+s on a recorded subdirectory of the exclusion (new files there take its group): a mode change, high.
   test("held: a setgid bit set on a recorded subdirectory of the exclusion is high", async () => {
-    const { baseline, x, sub } = await libTree();
+    const { baseline, x, sub } = await libTree(sandbox(), signer, clock);
     chmodSync(sub, 0o2755);
     const r = await compareBaseline({ baseline, signer, exclude: [x] });
     assert.ok(highFor(r.findings, sub), summary(r.findings));
@@ -225,7 +200,7 @@ describe("what a directory under a compare-only exclusion moved", () => {
   // high (dir→symlink); libc.so is not looked up through the link (O_NOFOLLOW: type unknown, high), so the copy is
   // never hashed as tree/lib/sub/libc.so.
   test("held: a recorded subdirectory of the exclusion turned into a symlink to a trojaned copy inside the tree: high, not read through", async () => {
-    const { tree, baseline, x, sub, libc } = await libTree();
+    const { tree, baseline, x, sub, libc } = await libTree(sandbox(), signer, clock);
     const copy = join(tree, "copy");
     execFileSync("cp", ["-a", sub, copy]);
     writeFileSync(join(copy, "libc.so"), "\x7fELF trojaned libc\n");

@@ -47,30 +47,12 @@ import { compareBaseline, createBaseline } from "../src/checks/files/check.ts";
 import { createNodeScanFS, type OpenFile, type ScanFS } from "../src/checks/files/hash-file.ts";
 import { ratingsOf, testSigner, treeSandboxes } from "../src/checks/files/test-helpers.ts";
 import { ManualClock } from "../src/lib/clock.ts";
-import { anyHigh, asNobody, changesOf, CHILD_IMPORTS, cliSite, compareJSON, grantACL, highFor, inMountNamespace, mountNamespaces, openFds, pathsIn, repoint, setuidScript, summary } from "./helpers/files-red-team.ts";
+import { anyHigh, asNobody, changesOf, CHILD_IMPORTS, cliSite, compareJSON, grantACL, highFor, inMountNamespace, libTree, mountNamespaces, openFds, pathsIn, repoint, setuidScript, summary } from "./helpers/files-red-team.ts";
 
 const signer = testSigner();
 const clock = new ManualClock();
 const sandbox = treeSandboxes("bulwark-redteam39-files-");
 const isRoot = process.getuid?.() === 0;
-
-/**
- * tree/lib (to be excluded at compare time only) holding a setuid `helper` and `sub/libc.so`, and tree/zz beside it;
- * the baseline records all of it, no exclusion.
- */
-async function libTree(): Promise<{ root: string; tree: string; baseline: string; x: string; helper: string; sub: string; libc: string }> {
-  const { root, tree, baseline } = sandbox();
-  const x = join(tree, "lib");
-  const sub = join(x, "sub");
-  mkdirSync(sub, { recursive: true });
-  const helper = join(x, "helper");
-  setuidScript(helper);
-  const libc = join(sub, "libc.so");
-  writeFileSync(libc, "\x7fELF genuine libc\n");
-  writeFileSync(join(tree, "zz"), "after\n");
-  await createBaseline({ paths: [tree], out: baseline, signer, clock });
-  return { root, tree, baseline, x, helper, sub, libc };
-}
 
 /** A file system of its own that counts the bytes read from every file it opens. */
 function countingReads(): { fs: ScanFS; bytes: () => number } {
@@ -102,7 +84,7 @@ describe("the excluded directory replaced", () => {
   // symlink, high), and what was recorded under it is not looked up through the link (removed), so nothing of the copy
   // is read; every descriptor is closed.
   test("held: the excluded directory swapped for a symlink to a trojaned copy outside the tree: the swap is high and nothing is read through the link (ASVS 16.5.3)", async () => {
-    const { root, baseline, x, helper } = await libTree();
+    const { root, baseline, x, helper } = await libTree(sandbox(), signer, clock);
     const outside = join(root, "outside");
     execFileSync("cp", ["-a", x, outside]);
     setuidScript(join(outside, "helper"), true);
@@ -121,7 +103,7 @@ describe("the excluded directory replaced", () => {
   // different libc. The lookup of sub finds the symlink (high); the lookup of sub/libc.so goes through a descriptor
   // opened with O_NOFOLLOW and fails (ENOTDIR/ELOOP: high), never hashing the copy.
   test("held: a subdirectory under the exclusion swapped for a symlink outside the tree: both high, the copy never read", async () => {
-    const { root, baseline, x, sub, libc } = await libTree();
+    const { root, baseline, x, sub, libc } = await libTree(sandbox(), signer, clock);
     const outside = join(root, "outside-sub");
     execFileSync("cp", ["-a", sub, outside]);
     writeFileSync(join(outside, "libc.so"), "\x7fELF trojaned libc\n");
@@ -138,7 +120,7 @@ describe("the excluded directory replaced", () => {
   // lookups pin it, for a copy whose setuid helper is trojaned. The pinned descriptor is not the inode examined: every
   // entry under it is DIR_REPLACED (high), none read from the copy as genuine or rated critical from it.
   test("held: the exclusion swapped between its examination and its pinning: what was recorded under it is DIR_REPLACED, high", async () => {
-    const { baseline, x, helper, libc } = await libTree();
+    const { baseline, x, helper, libc } = await libTree(sandbox(), signer, clock);
     const own = createNodeScanFS();
     let swapped = false;
     const fs: ScanFS = {
@@ -165,7 +147,7 @@ describe("the excluded directory replaced", () => {
   // tree/lib replaced by a FIFO with no writer: the exclusion is examined (lstat, never opened), the compare ends, the
   // swap is high and what was under it is removed.
   test("held: the excluded directory replaced by a FIFO: no hang, the swap is high", async () => {
-    const { baseline, x, helper } = await libTree();
+    const { baseline, x, helper } = await libTree(sandbox(), signer, clock);
     rmSync(x, { recursive: true });
     execFileSync("mkfifo", [x]);
     const before = openFds();
@@ -336,7 +318,7 @@ describe("how a compare's exclusion is spelled", () => {
   // symlink inside the tree (tree/here → .), nested in a second one, and the directory under a symlinked parent — each
   // still compares what the baseline recorded: the trojaned setuid helper is critical, the changed libc high.
   test("held: an exclusion spelled with a trailing slash, `/.`, `..`, through a symlink inside the tree, or nested, still compares what the baseline recorded", async () => {
-    const { tree, baseline, x, helper, libc } = await libTree();
+    const { tree, baseline, x, helper, libc } = await libTree(sandbox(), signer, clock);
     symlinkSync(".", join(tree, "here"));
     setuidScript(helper, true);
     writeFileSync(libc, "\x7fELF trojaned libc\n");
@@ -388,7 +370,7 @@ describe("how a compare's exclusion is spelled", () => {
   // excluded at compare time only, is not reported; the README and docs/checks.md both say a compare's exclusion leaves
   // out what is new there (to watch less, record a new baseline).
   test("held (by design, documented): a new setuid file under a compare-only exclusion is left out, as the README and docs/checks.md say", async () => {
-    const { baseline, x } = await libTree();
+    const { baseline, x } = await libTree(sandbox(), signer, clock);
     const planted = join(x, "planted");
     setuidScript(planted, true);
     const r = await compareBaseline({ baseline, signer, exclude: [x] });
@@ -404,7 +386,7 @@ describe("how a compare's exclusion is spelled", () => {
   test(
     "attack: the README does not say the excluded directory itself is not compared",
     async () => {
-      const { baseline, x } = await libTree();
+      const { baseline, x } = await libTree(sandbox(), signer, clock);
       chmodSync(x, 0o777);
       const r = await compareBaseline({ baseline, signer, exclude: [x] });
       assert.ok(changesOf(r.findings, x).includes("mode 0755→0777"), `the code compares the mode: ${summary(r.findings)}`);

@@ -2,10 +2,13 @@
 // record what was examined, or root the scanned paths in a temp dir; an ACL without setfacl; running as nobody.
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { chmodSync, readdirSync, statSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readdirSync, statSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Finding } from "../../src/checks/finding.ts";
+import { createBaseline } from "../../src/checks/files/check.ts";
 import { nodeScanFS, type ScanFS } from "../../src/checks/files/hash-file.ts";
+import type { Signer } from "../../src/crypto/signer.ts";
+import type { Clock } from "../../src/lib/clock.ts";
 import { initSite, type CLISite } from "./cli.ts";
 
 /** True when a finding at high or critical lists `path` in its evidence. */
@@ -196,3 +199,28 @@ const reasons = (findings, path) => findings.flatMap((f) => (f.evidence.entries 
 const changesOf = (findings, path) => findings.flatMap((f) => (f.evidence.entries ?? []).filter((e) => e.path === path).map((e) => ({ rating: f.id + "/" + f.severity, changes: e.changes ?? [] })));
 const denying = (dirs, onDenied) => ({ ...nodeScanFS, readdir: async (p) => { if (dirs.includes(p)) { onDenied?.(p); throw Object.assign(new Error("EACCES"), { code: "EACCES" }); } return nodeScanFS.readdir(p); } });
 `;
+
+/** mkdir with an exact mode (the umask aside). */
+export function mkdirMode(path: string, mode = 0o755): void {
+  mkdirSync(path, { recursive: true });
+  chmodSync(path, mode);
+}
+
+/**
+ * In `box` (treeSandboxes): tree/lib (to be excluded at compare time only, 0755) holding a setuid `helper` and
+ * `sub/libc.so` (sub 0755), and tree/zz beside it; the baseline records all of it, no exclusion.
+ */
+export async function libTree(box: { root: string; tree: string; baseline: string }, signer: Signer, clock: Clock): Promise<{ root: string; tree: string; baseline: string; x: string; helper: string; sub: string; libc: string }> {
+  const { root, tree, baseline } = box;
+  const x = join(tree, "lib");
+  const sub = join(x, "sub");
+  mkdirMode(x);
+  mkdirMode(sub);
+  const helper = join(x, "helper");
+  setuidScript(helper);
+  const libc = join(sub, "libc.so");
+  writeFileSync(libc, "\x7fELF genuine libc\n");
+  writeFileSync(join(tree, "zz"), "after\n");
+  await createBaseline({ paths: [tree], out: baseline, signer, clock });
+  return { root, tree, baseline, x, helper, sub, libc };
+}
