@@ -449,8 +449,8 @@ export class AuthLogAnalyzer {
    * to what the read-order and by-stamp halves found as the lines came.
    */
   #judgeOutOfOrder(): void {
-    const keys = this.#outOfOrder.take();
-    if (keys.length === 0) return;
+    // Each key opened hangs on its record, which it pins in its table (a table's `pinned`) until judged here.
+    if (this.#outOfOrder.keys === 0) return;
     const n = this.maxRetry;
     const records: Array<SourceRecord | UserRecord> = [];
     for (const table of [this.#sources, this.#prefixes, this.#users] as const) {

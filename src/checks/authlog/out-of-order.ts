@@ -4,9 +4,8 @@
 // and user stamped hours after the burst, after every four real ones, kept both halves apart). Forged lines stamped
 // after a burst and read before its later failures leave those failures stamped more than --find-time before the
 // latest stamp already read for the key in that file, which honest logs do not (a central syslog's senders differ by
-// seconds). From such a failure on, the key's failures are kept,
-// every one, with where they were read, under one bound for all such keys together; at the end they are sorted and
-// judged as fail2ban judges a log in time order. What the windows held when the disorder was seen seeds the list;
+// seconds). From such a failure on, the key's failures are kept, every one, with where they were read, under one
+// bound for all such keys together; at the end they are sorted and judged as fail2ban judges a log in time order. What the windows held when the disorder was seen seeds the list;
 // failures read before and no longer held are not re-judged (droppedCouldComplete says when they could have mattered).
 // A failure stamped within the range of the key's failures in files read before (less --find-time) is out of order
 // too (analyzer.ts #order): a burst split by logrotate, read newest first.
@@ -50,7 +49,6 @@ export class OutOfOrder {
   keys = 0;
   /** Failures of out-of-order keys not kept (the bound); the keys are marked `full`, named at the end (analyzer.ts). */
   unheld = 0;
-  readonly #open: OutOfOrderKey[] = [];
 
   constructor(limit: number) {
     this.limit = limit;
@@ -86,17 +84,12 @@ export class OutOfOrder {
     const lostMinMs = lostMaxMs === Number.NEGATIVE_INFINITY ? Number.POSITIVE_INFINITY : Math.min(earliestMs, lostMaxMs);
     const dropped = Math.max(0, readCount - seed.length);
     const key: OutOfOrderKey = { name, data: new Float64Array(3 * (seed.length + 1)), length: 0, lostMinMs, lostMaxMs, dropped, full: false };
-    for (const t of seed) this.#push(key, t, file, line);
-    this.#open.push(key);
+    for (const t of seed) this.add(key, t, file, line);
     return key;
   }
 
   /** Keeps one more failure of an out-of-order key, or counts it when the bound is reached. */
   add(key: OutOfOrderKey, t: number, file: number, line: number): void {
-    this.#push(key, t, file, line);
-  }
-
-  #push(key: OutOfOrderKey, t: number, file: number, line: number): void {
     if (key.full || this.held >= this.limit) {
       key.full = true;
       this.unheld++;
@@ -110,11 +103,6 @@ export class OutOfOrder {
     key.data.set([t, file, line], 3 * key.length);
     key.length++;
     this.held++;
-  }
-
-  /** The keys opened, to judge once at the end. */
-  take(): OutOfOrderKey[] {
-    return this.#open.splice(0);
   }
 }
 
