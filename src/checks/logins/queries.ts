@@ -94,11 +94,12 @@ export async function firstEventAt(database: Database): Promise<number | null> {
 }
 
 /**
- * Failed logins per hour over [from, until) (`hours[i]`: the hour numbered `firstHour + i` since the epoch), zeros included, from the store's first event on (a younger store has no
- * usual rate to speak of before it: its hours are not counted as quiet ones), typos left out (typosByBucket): the
- * window's waves are counted without them, so a usual hour counted with them would raise every bar by the typos' rate
- * for nothing (a site of many corrected typos gave a stuffer five times that rate unseen). `firstEvent`: firstEventAt's
- * answer when the caller has it (checkLogins reads three periods), else read here.
+ * Failed logins per hour over [from, until) (`hours[i]`: the hour numbered `firstHour + i` since the epoch, at / HOUR),
+ * zeros included, from the store's first event on (a younger store has no usual rate to speak of before it: its hours
+ * are not counted as quiet ones), typos left out (typosByBucket): the window's waves are counted without them, so a
+ * usual hour counted with them would raise every bar by the typos' rate for nothing (a site of many corrected typos
+ * gave a stuffer five times that rate unseen). `firstEvent`: firstEventAt's answer when the caller has it (checkLogins
+ * reads three periods), else read here.
  */
 export async function failedBefore(database: Database, from: number, until: number, firstEvent?: number | null): Promise<{ hours: number[]; firstHour: number }> {
   const first = firstEvent === undefined ? await firstEventAt(database) : firstEvent;
@@ -118,7 +119,6 @@ export async function failedBefore(database: Database, from: number, until: numb
     const i = hour - firstHour;
     if (i >= 0 && i < hours.length) hours[i] = Math.max(0, hours[i]! - n);
   }
-  // hours[i] counts the hour numbered firstHour + i since the epoch (at / HOUR).
   return { hours, firstHour };
 }
 
