@@ -14,7 +14,8 @@
 // honest rotated files joined on stdin newest first; a DST fall-back with a job failing every 10 or 12 minutes; the
 // worker against one thread; many keys each out of order once (cost, measured by hand).
 //
-// Found (todo tests below, each "finding: …"; fixed since: 5, 6, 1, 4, 3, 2 by naming):
+// Found (todo tests below, each "finding: …"; fixed since: 5, 6, 1, 4, 3, 2 by naming, then by judging: the bound is
+// shared fairly, a largest key giving up its oldest failure to a smaller one):
 // 1. The names are a list of 20 filled in table order: 20 forged keys, each 6 lines (five failures an hour apart, one
 //    stamped before them) read before the attack, fill `uncertain`; the admitted loss (4 real, 5 forged stamped after,
 //    4 real: 5 forged lines) then leaves the password login after the burst with no critical finding and an
@@ -158,7 +159,7 @@ describe("the bound on failures kept for out-of-order keys", () => {
   // ASVS 16.3.1, 16.4.2. Finding 2. A small bound stands for the default's 2,000,000 (one forged address and user fill
   // it with about 1,000,000 lines: each line counts for both keys).
   test(
-    "attack: one forged key fills the bound, 20 more fill the names, and 38b's attack on the attacker's own key is judged as read only, but the high finding names it first (was: it named only decoys)",
+    "attack: one forged key fills the bound and 20 more fill the names, and 38b's attack on the attacker's own key is still judged exactly: the login is critical, the forged key gives up its oldest and is named (was: judged as read only, named)",
     () => {
       const limit = 200;
       const lines = [fail(bsd(B0 - 2 * HOUR), "198.51.100.200", "junk", 1)];
@@ -167,11 +168,13 @@ describe("the bound on failures kept for out-of-order keys", () => {
       lines.push(...burst38b());
       const r = one(lines, { limits: { outOfOrder: limit } });
       assert.ok(r.stats.outOfOrderUnheld > 0);
-      assert.ok(critical(r) || names(r, ATTACKER), `${findingIds(r).join(", ")}; unheld named: ${r.outOfOrder.unheld.slice(0, 3).join(", ")}…`);
-      // Fixed by naming, not by judging: the attacker's key and user, past the bound, have a login after their failures.
-      assert.deepEqual(r.outOfOrder.unheld.slice(0, 2).sort(), [ATTACKER, "user deploy"]);
-      assert.equal(r.stats.outOfOrderUnheldLogin, 2);
-      assert.ok(r.stats.outOfOrderUnheldKeys > 20);
+      assert.ok(critical(r), findingIds(r).join(", "));
+      assert.ok(r.offenders.some((o) => o.address === ATTACKER));
+      // The bound is fair (out-of-order.ts): the forged keys, the largest, gave failures up; the small ones none.
+      assert.deepEqual([...r.outOfOrder.unheld].sort(), ["198.51.100.200", "user junk"]);
+      assert.equal(r.stats.outOfOrderUnheldLogin, 0);
+      assert.ok(names(r, "198.51.100.200"));
+      assert.ok(!names(r, ATTACKER) && !names(r, "user deploy"), "judged, not named");
     },
   );
 

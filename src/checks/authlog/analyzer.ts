@@ -41,7 +41,8 @@ export const DEFAULTS = {
 // Accepted logins are kept (about 300 bytes each) to be judged again at the end, against brute force read after them:
 // files given newest first, or overlapping. A log can forge any number of "Accepted" lines (logger), so they are
 // bounded too; past the bound a login is judged only against what was read before it, and the output says so.
-// Keys logged out of time order keep every failure to be judged exactly (out-of-order.ts): 2,000,000 for all together.
+// Keys logged out of time order keep every failure to be judged exactly (out-of-order.ts): 2,000,000 for all together,
+// shared fairly (at the bound the largest key gives up its oldest), so a forged key cannot crowd out a smaller one.
 export const LIMITS: AuthLogLimits = { sources: 500_000, users: 100_000, logins: 20_000, outOfOrder: OUT_OF_ORDER_LIMIT };
 const MAX_NAMES_PER_RECORD = 50;
 const MAX_COMPROMISES = 1_000;
@@ -208,7 +209,7 @@ export class AuthLogAnalyzer {
   // Keys logged out of time order that could not be judged exactly (AuthLogResult.outOfOrder).
   // Those with an accepted login from or for them after their failures first (finish()).
   #uncertain: Array<{ name: string; login: boolean }> = [];
-  // Keys past the bound on failures kept for them, likewise: the first come must not crowd out those with a login.
+  // Keys that lost failures to the bound on failures kept for them (the largest), likewise: those with a login first.
   #unheld: Array<{ name: string; login: boolean }> = [];
   // For logins past that bound: the file of the first, the latest stamp among them, and the earliest ban or attack read
   // in a later file (or found by stamp for a key out of order). An attack read later but stamped before one of them may
@@ -463,7 +464,7 @@ export class AuthLogAnalyzer {
     for (const rec of records) {
       const key = rec.outOfOrder as OutOfOrderKey;
       rec.outOfOrder = null;
-      if (key.full) this.#unheld.push({ name: key.name, login: loggedIn(rec) });
+      if (key.partial) this.#unheld.push({ name: key.name, login: loggedIn(rec) });
       const windows = exactWindows(key, n, this.findTimeMs);
       // A window in no file may precede any login past limits.logins, read before or after it, in this file or
       // another, and those are not judged again: noted as #attackRead notes an attack read in a later file, it makes

@@ -515,7 +515,7 @@ export function isPasswordMethod(method: string): boolean {
 
 /**
  * Failures of keys logged out of time order (out-of-order.ts) that could not be judged exactly: past the bound on the
- * failures kept for such keys, or read before the disorder, no longer held, and close enough in time to what was kept
+ * failures kept for such keys (the largest keys give theirs up, so those are the keys named), or read before the disorder, no longer held, and close enough in time to what was kept
  * to have made a window. A forged line can put a key out of order, so this is never left to a clean report. High for
  * the failures past the bound and for a key with an accepted login from or for it after its failures: the window it
  * could hide makes that login a compromise. A key with no such login could hide a brute force only (medium, as that
@@ -544,7 +544,7 @@ function outOfOrderIncomplete(result: AuthLogResult): Finding[] {
     if (s.outOfOrderUnheld > 0) {
       parts.push(
         `${s.outOfOrderUnheld} failure(s) of address(es) or user(s) logged out of time order (stamped more than ${window} before a failure of theirs read earlier in the same file) ` +
-          `were past the ${result.limits.outOfOrder} kept to judge such keys exactly, and were judged only as read: a brute force among them may be missing. ` +
+          `were not among the ${result.limits.outOfOrder} kept to judge such keys exactly (at that bound the keys holding the most give up their oldest), and were judged only as read: a brute force among them may be missing. ` +
           `${s.outOfOrderUnheldKeys} key(s)${unheld.length < s.outOfOrderUnheldKeys ? ", some of them" : ""}: ${unheld.join(", ")}` +
           (s.outOfOrderUnheldLogin > 0 ? ` (the first ${Math.min(s.outOfOrderUnheldLogin, unheld.length)} with an accepted login from or for them after their failures: it could be a compromise).` : "."),
       );

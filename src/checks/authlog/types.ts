@@ -269,7 +269,10 @@ export interface AuthLogStats {
   untrustedLogins: number;
   /** Addresses, /64s and users whose failures were logged out of time order (out-of-order.ts), judged exactly by stamp. */
   outOfOrderKeys: number;
-  /** Failures of those keys not kept (past limits.outOfOrder): their windows were judged as read only. */
+  /**
+   * Failures of those keys not kept (limits.outOfOrder reached: refused, or given up by a key holding the most, its
+   * oldest by stamp, to a smaller one): their windows were judged as read only.
+   */
   outOfOrderUnheld: number;
   /** The keys with such failures (`outOfOrder.unheld`), and of those the keys with an accepted login from or for them after their failures. */
   outOfOrderUnheldKeys: number;
@@ -306,8 +309,8 @@ export interface AuthLogResult {
   /** The first 100 files that were not read (`stats.unreadFiles` counts them all). */
   unreadFiles: UnreadFile[];
   /**
-   * Keys logged out of time order that could not be judged exactly (out-of-order.ts): some of those whose failures
-   * went past limits.outOfOrder (`unheld`), and those found in no window whose failures read before the disorder, no
+   * Keys logged out of time order that could not be judged exactly (out-of-order.ts): some of those that lost failures
+   * to limits.outOfOrder (`unheld`: the keys holding the most when it was reached), and those found in no window whose failures read before the disorder, no
    * longer held, could have made one (`uncertain`). At most 20 each. Each lists first the keys with an accepted login
    * from or for them after their failures (`stats.outOfOrderUnheldLogin`, `stats.outOfOrderUncertainLogin` of them: the
    * names that matter, never crowded out by keys without one), then the others.
