@@ -85,6 +85,15 @@ describe("bulwark check logins, over real sign-ins [sqlite]", () => {
     const quiet = await bulwarkInProcess(["check", "logins", "--since", since, "--until", new Date(wave).toISOString(), "--json"], { BULWARK_DATA_DIR: fx.app.config.dataDir });
     assert.equal(quiet.code, 0, quiet.stderr);
     assert.deepEqual(JSON.parse(quiet.stdout).findings, []);
+
+    // --time-zone: an IANA name in any case (or an offset), reported as the platform spells it.
+    for (const [zone, spelled] of [["europe/berlin", "Europe/Berlin"], ["+05:30", "+05:30"]]) {
+      const zoned = await bulwarkInProcess(["check", "logins", "--since", since, "--until", new Date(wave).toISOString(), "--json", "--time-zone", zone!], { BULWARK_DATA_DIR: fx.app.config.dataDir });
+      assert.equal(zoned.code, 0, zoned.stderr);
+      const report = JSON.parse(zoned.stdout);
+      assert.equal(report.timeZone, spelled);
+      assert.equal(report.usualByTenMinutes.length, 144);
+    }
   });
 
   it("bad options are refused by name, before the store is read (exit 2)", async () => {
@@ -92,6 +101,7 @@ describe("bulwark check logins, over real sign-ins [sqlite]", () => {
     for (const [args, named] of [
       [["--wave-min", "0"], "--wave-min"], [["--wave-factor", "1.5"], "--wave-factor"], [["--streak", "-1"], "--streak"],
       [["--since", "yesterday"], "--since"], [["--since", "2026-11-02", "--until", "2026-11-01"], "--since"],
+      [["--time-zone", "Mars/Olympus"], "--time-zone \"Mars/Olympus\""], [["--time-zone", "UTC+2"], "--time-zone \"UTC\\+2\""],
     ] as const) {
       const run = await bulwarkInProcess(["check", "logins", ...args], env);
       assert.equal(run.code, 2, `${args.join(" ")}: ${run.stderr}`);

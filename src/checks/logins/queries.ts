@@ -9,6 +9,9 @@ import type { Database } from "../../store/database.ts";
 import type { SignIn } from "./sign-ins.ts";
 
 const HOUR = 3_600_000;
+const TEN_MINUTES = 600_000;
+/** Ten-minute buckets an hour (waves.ts BUCKET_MS). */
+const TENS_AN_HOUR = HOUR / TEN_MINUTES;
 const LOGIN_TYPES = sql`('auth.login.failed', 'auth.login.throttled', 'auth.login.succeeded')`;
 /**
  * Spraying clients kept at most: a botnet of more is still reported, its sign-ins from the rest not marked (and the
@@ -98,28 +101,32 @@ export async function firstEventAt(database: Database): Promise<number | null> {
  * zeros included, from the store's first event on (a younger store has no usual rate to speak of before it: its hours
  * are not counted as quiet ones), typos left out (typosByBucket): the window's waves are counted without them, so a
  * usual hour counted with them would raise every bar by the typos' rate for nothing (a site of many corrected typos
- * gave a stuffer five times that rate unseen). `firstEvent`: firstEventAt's answer when the caller has it (checkLogins
- * reads three periods), else read here.
+ * gave a stuffer five times that rate unseen). `buckets[6 i + k]`: the same per ten minutes, the hours' parts (how an
+ * hour's failures usually fall within it, and the busiest 60 minutes touching it). `firstEvent`: firstEventAt's answer
+ * when the caller has it (checkLogins reads three periods), else read here.
  */
-export async function failedBefore(database: Database, from: number, until: number, firstEvent?: number | null): Promise<{ hours: number[]; firstHour: number }> {
+export async function failedBefore(database: Database, from: number, until: number, firstEvent?: number | null): Promise<{ hours: number[]; buckets: number[]; firstHour: number }> {
   const first = firstEvent === undefined ? await firstEventAt(database) : firstEvent;
-  if (first === null) return { hours: [], firstHour: 0 };
+  if (first === null) return { hours: [], buckets: [], firstHour: 0 };
   const start = Math.max(from, Math.floor(first / HOUR) * HOUR);
-  if (start >= until) return { hours: [], firstHour: 0 };
-  const { rows } = await sql<{ hour: number | string; n: number | string }>`
-    SELECT at / ${sql.lit(HOUR)} AS hour, count(*) AS n FROM audit_events
-    WHERE type = 'auth.login.failed' AND at >= ${start} AND at < ${until} GROUP BY at / ${sql.lit(HOUR)}`.execute(database.db);
+  if (start >= until) return { hours: [], buckets: [], firstHour: 0 };
+  const { rows } = await sql<{ bucket: number | string; n: number | string }>`
+    SELECT at / ${sql.lit(TEN_MINUTES)} AS bucket, count(*) AS n FROM audit_events
+    WHERE type = 'auth.login.failed' AND at >= ${start} AND at < ${until} GROUP BY at / ${sql.lit(TEN_MINUTES)}`.execute(database.db);
   const hours = Array.from({ length: Math.ceil((until - start) / HOUR) }, () => 0);
+  const buckets = Array.from({ length: hours.length * TENS_AN_HOUR }, () => 0);
   const firstHour = Math.floor(start / HOUR);
+  const firstBucket = firstHour * TENS_AN_HOUR;
   for (const r of rows) {
-    const i = Number(r.hour) - firstHour;
-    if (i >= 0 && i < hours.length) hours[i]! += Number(r.n);
+    const i = Number(r.bucket) - firstBucket;
+    if (i >= 0 && i < buckets.length) buckets[i]! += Number(r.n);
   }
-  for (const [hour, n] of await typosByBucket(database, start, until, HOUR)) {
-    const i = hour - firstHour;
-    if (i >= 0 && i < hours.length) hours[i] = Math.max(0, hours[i]! - n);
+  for (const [bucket, n] of await typosByBucket(database, start, until, TEN_MINUTES)) {
+    const i = bucket - firstBucket;
+    if (i >= 0 && i < buckets.length) buckets[i] = Math.max(0, buckets[i]! - n);
   }
-  return { hours, firstHour };
+  buckets.forEach((n, i) => (hours[Math.floor(i / TENS_AN_HOUR)]! += n));
+  return { hours, buckets, firstHour };
 }
 
 /**

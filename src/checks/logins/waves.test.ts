@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { prng as random } from "../../dev/seed.ts";
 import type { BucketCount } from "./queries.ts";
+import { DayClock } from "./day-clock.ts";
 import { Bars, BUCKET_MS, findWaves, WAVE_SPAN_HOURS, type Reached, type WaveSpan } from "./waves.ts";
 
 const HOUR = 3_600_000;
@@ -118,13 +119,45 @@ function bruteForce(byBucket: Map<number, BucketCount>, first: number, end: numb
   return spans;
 }
 
-test("findWaves finds what a walk of every span of every length, ending at every bucket, finds: 300 random days of failures against random usual hours", () => {
+/** Daylight-saving changes in 2027 (bucket numbers) of zones with whole-hour, half-hour and odd offsets, and a fixed offset. */
+const CHANGES: Array<[string, number]> = [
+  ["Europe/Berlin", Date.UTC(2027, 2, 28, 1) / BUCKET_MS], ["Europe/Berlin", Date.UTC(2027, 9, 31, 1) / BUCKET_MS],
+  ["America/St_Johns", Date.UTC(2027, 2, 14, 5, 30) / BUCKET_MS], ["America/St_Johns", Date.UTC(2027, 10, 7, 4, 30) / BUCKET_MS],
+  ["Australia/Lord_Howe", Date.UTC(2027, 3, 3, 15) / BUCKET_MS], ["Asia/Kathmandu", Date.UTC(2027, 5, 1) / BUCKET_MS], ["+05:30", Date.UTC(2027, 5, 1) / BUCKET_MS],
+];
+
+/** Random shares of each hour's usual among its ten minutes (some hours all in one, some even). */
+const randomShares = (next: () => number): number[] =>
+  Array.from({ length: 24 }).flatMap(() => {
+    const weights = next() < 0.3 ? [1, 0, 0, 0, 0, 0].sort(() => next() - 0.5) : Array.from({ length: PER_HOUR }, () => next());
+    const sum = weights.reduce((a, b) => a + b, 0);
+    return weights.map((w) => w / sum);
+  });
+
+test("findWaves finds what a walk of every span of every length, ending at every bucket, finds: 300 random days of failures against random usual hours (a third with random shares within the hours, in a time zone, across its daylight-saving change)", () => {
   let waves = 0;
   for (let seed = 1; seed <= 300; seed++) {
     const next = random(seed);
     const usual = Array.from({ length: 24 }, () => Math.floor(next() ** 3 * 80));
-    const bars = new Bars(usual, 1 + Math.floor(next() * 8), 1 + Math.floor(next() * 120));
-    const first = MIDNIGHT + Math.floor(next() * DAY);
+    const change = seed % 3 === 0 ? CHANGES[Math.floor(next() * CHANGES.length)]! : null;
+    const clock = new DayClock(change?.[0] ?? "UTC");
+    const factor = 1 + Math.floor(next() * 8);
+    const min = 1 + Math.floor(next() * 120);
+    const shares = change === null ? undefined : randomShares(next);
+    const bars = new Bars(usual, factor, min, shares, clock);
+    const first = change === null ? MIDNIGHT + Math.floor(next() * DAY) : change[1] - Math.floor(next() * DAY);
+    if (shares !== undefined) {
+      // Each bar is its buckets' usual summed one by one at their places in the zone's day (the offset changing within
+      // some spans), and never under the lowest bar its length is said to have.
+      for (const hours of WAVE_SPAN_HOURS) {
+        for (let e = first; e < first + 2 * DAY; e += 1 + Math.floor(next() * 5)) {
+          let worth = 0;
+          for (let b = e - hours * PER_HOUR + 1; b <= e; b++) worth += Math.max(usual[Math.floor(clock.placeOf(b) / PER_HOUR)]!, 1) * shares[clock.placeOf(b)]!;
+          assert.equal(bars.at(hours, e), Math.max(min, Math.ceil(factor * worth - 1e-9)), `seed ${seed}, ${change![0]}, ${hours} h to ${e}`);
+          assert.ok(bars.at(hours, e) >= bars.lowest(hours), `seed ${seed}: under the lowest`);
+        }
+      }
+    }
     const end = first + DAY + Math.floor(next() * 2 * DAY);
     const entries: Array<[number, number]> = [];
     const density = next();

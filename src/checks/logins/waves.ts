@@ -2,6 +2,7 @@
 // own usual (index.ts usualOf): a site busy 13 hours a day is judged at night by its nights, not by its day's rate (a
 // stuffer working only at night ran at 70 times the night's usual unseen), and a site whose weekends are quiet is
 // judged in its working hours by their own usual, not by a quiet median hour (every weekday was a wave). Red team 39b.
+import { DayClock } from "./day-clock.ts";
 import type { BucketCount } from "./queries.ts";
 
 const MINUTE = 60_000;
@@ -41,44 +42,82 @@ export interface WaveSpan {
 }
 
 /**
- * The bars of any span of buckets, from the usual failures of each hour of the day (UTC, index 0 = 00:00–01:00). An
- * hour's usual counts as at least 1 (a quiet night is no bar of 0 × --wave-factor). Buckets are counted from the epoch,
- * so a bucket's hour of the day is its number modulo a day's; a span's usual is a difference of two running sums.
+ * The bars of any span of buckets, from the usual failures of each hour of the site's day (`clock`'s time zone, UTC by
+ * default; index 0 = 00:00–01:00) and how they fall within it: `shares`, for each of the day's 144 ten-minute buckets,
+ * its part of its hour's usual (each hour's six summing to 1; a sixth each when not given). A shift starting at 09:00
+ * fails 150 times in its first ten minutes every day: spread evenly, the 60 minutes ending with them were credited a
+ * sixth of it and were a wave every day (red team 40). An hour's usual counts as at least 1 (a quiet night is no bar of
+ * 0 × --wave-factor). A bucket's place in the day is its number (from the epoch) in the zone's time modulo a day's; a
+ * span's usual is a difference of two running sums, or a sum bucket by bucket where the zone's offset changes within it.
  */
 export class Bars {
   readonly #factor: number;
   readonly #min: number;
+  readonly #clock: DayClock;
+  /** Each bucket of the day's usual failures (its hour's usual times its share), not floored. */
   readonly #usual: readonly number[];
-  /** #prefix[k]: the floored usuals (per hour) of a day's first k buckets; #prefix[BUCKETS_A_DAY] is a whole day's. */
+  /** Each bucket of the day's usual, floored (its hour's at least 1), in hours' worth (× BUCKETS_PER_HOUR). */
+  readonly #worth: readonly number[];
+  /** #prefix[k]: the #worth of a day's first k buckets; #prefix[BUCKETS_A_DAY] is a whole day's. */
   readonly #prefix: number[];
   /** The lowest bar of any span of each length (WAVE_SPAN_HOURS): a count under it needs no look at where it falls. */
   readonly #lowest = new Map<number, number>();
 
-  constructor(usualByHourOfDay: readonly number[], factor: number, min: number) {
+  constructor(usualByHourOfDay: readonly number[], factor: number, min: number, shares?: readonly number[], clock = new DayClock()) {
     if (usualByHourOfDay.length !== HOURS_A_DAY) throw new RangeError(`the usual of each hour of the day: ${HOURS_A_DAY} numbers, not ${usualByHourOfDay.length}`);
-    this.#usual = usualByHourOfDay;
+    if (shares !== undefined) {
+      if (shares.length !== BUCKETS_A_DAY) throw new RangeError(`the share of each ten minutes of the day: ${BUCKETS_A_DAY} numbers, not ${shares.length}`);
+      for (let h = 0; h < HOURS_A_DAY; h++) {
+        const part = shares.slice(h * BUCKETS_PER_HOUR, (h + 1) * BUCKETS_PER_HOUR);
+        const sum = part.reduce((x, y) => x + y, 0);
+        if (part.some((x) => !(x >= 0)) || Math.abs(sum - 1) > 1e-9) throw new RangeError(`the shares of hour ${h}'s ten minutes must be at least 0 and sum to 1, not ${JSON.stringify(part)}`);
+      }
+    }
+    // A bucket's usual in hours' worth (a sixth of the hour when shares are not given: the hour's usual itself, exactly).
+    const worth = (usual: number, k: number): number => (shares === undefined ? usual : usual * shares[k]! * BUCKETS_PER_HOUR);
+    this.#usual = Array.from({ length: BUCKETS_A_DAY }, (_, k) => worth(usualByHourOfDay[Math.floor(k / BUCKETS_PER_HOUR)]!, k) / BUCKETS_PER_HOUR);
+    this.#worth = Array.from({ length: BUCKETS_A_DAY }, (_, k) => worth(Math.max(usualByHourOfDay[Math.floor(k / BUCKETS_PER_HOUR)]!, 1), k));
     this.#factor = factor;
     this.#min = min;
+    this.#clock = clock;
     this.#prefix = [0];
-    for (let k = 0; k < BUCKETS_A_DAY; k++) this.#prefix.push(this.#prefix[k]! + Math.max(usualByHourOfDay[Math.floor(k / BUCKETS_PER_HOUR)]!, 1));
+    for (let k = 0; k < BUCKETS_A_DAY; k++) this.#prefix.push(this.#prefix[k]! + this.#worth[k]!);
+    const least = Math.min(...this.#worth);
     for (const hours of WAVE_SPAN_HOURS) {
       let lowest = Infinity;
-      for (let end = 0; end < BUCKETS_A_DAY; end++) lowest = Math.min(lowest, this.at(hours, end));
+      for (let end = 0; end < BUCKETS_A_DAY; end++) lowest = Math.min(lowest, this.#bar(this.#periodic(hours, end)));
+      // Where the offset changes within a span (daylight saving), its buckets are not a run of the day's: it may skip
+      // the busiest or repeat the quietest. No span holds less than its buckets' least worth each.
+      if (!clock.fixed) lowest = Math.min(lowest, this.#bar(least * hours * BUCKETS_PER_HOUR));
       this.#lowest.set(hours, lowest);
     }
   }
 
-  /** The floored usuals (per hour) of the buckets before bucket `b`, since the epoch's first. */
-  #before(b: number): number {
-    const day = Math.floor(b / BUCKETS_A_DAY);
-    return day * this.#prefix[BUCKETS_A_DAY]! + this.#prefix[b - day * BUCKETS_A_DAY]!;
+  /** The least whole count at or above factor × `usualHours` (a sum of fractions when shares were given: its rounding error is far under the 1e-9 forgiven). */
+  #bar(usualHours: number): number {
+    return Math.max(this.#min, Math.ceil((this.#factor * usualHours) / BUCKETS_PER_HOUR - 1e-9));
+  }
+
+  /**
+   * The worth of the span of `hours` hours ending with bucket `end` counted in the zone's time (clock.local): whole days
+   * of it, and the running sums of the day's buckets between its ends' places in the day (small numbers, whatever the
+   * epoch: no rounding error grows with the date).
+   */
+  #periodic(hours: number, end: number): number {
+    const start = end + 1 - hours * BUCKETS_PER_HOUR;
+    const days = Math.floor((end + 1) / BUCKETS_A_DAY) - Math.floor(start / BUCKETS_A_DAY);
+    const place = (b: number): number => b - Math.floor(b / BUCKETS_A_DAY) * BUCKETS_A_DAY;
+    return days * this.#prefix[BUCKETS_A_DAY]! + this.#prefix[place(end + 1)]! - this.#prefix[place(start)]!;
   }
 
   /** The bar of the span of `hours` hours ending with bucket `end` (inclusive). */
   at(hours: number, end: number): number {
-    const usualHours = this.#before(end + 1) - this.#before(end + 1 - hours * BUCKETS_PER_HOUR);
-    // usualHours is a whole number (medians of counts); the bar is the least whole count at or above factor × usual.
-    return Math.max(this.#min, Math.ceil((this.#factor * usualHours) / BUCKETS_PER_HOUR - 1e-9));
+    const start = end + 1 - hours * BUCKETS_PER_HOUR;
+    const offset = this.#clock.offset(end);
+    if (this.#clock.offset(start) === offset) return this.#bar(this.#periodic(hours, end + offset));
+    let usualHours = 0;
+    for (let b = start; b <= end; b++) usualHours += this.#worth[this.#clock.placeOf(b)]!;
+    return this.#bar(usualHours);
   }
 
   /** The lowest bar of a span of `hours` hours, wherever it falls. */
@@ -86,10 +125,9 @@ export class Bars {
     return this.#lowest.get(hours) ?? this.#min;
   }
 
-  /** The usual failures of bucket `b` (its hour's usual, a sixth of it), not floored. */
+  /** The usual failures of bucket `b` (its share of its hour's usual), not floored. */
   usualOf(b: number): number {
-    const k = b - Math.floor(b / BUCKETS_A_DAY) * BUCKETS_A_DAY;
-    return this.#usual[Math.floor(k / BUCKETS_PER_HOUR)]! / BUCKETS_PER_HOUR;
+    return this.#usual[this.#clock.placeOf(b)]!;
   }
 
   /** The usual of the buckets first..last as a rate an hour, to one decimal (a wave's "against a usual … an hour"). */

@@ -13,6 +13,7 @@ interface LoginsOptions extends CheckOptions {
   state?: string;
   waveMin?: string;
   waveFactor?: string;
+  timeZone?: string;
   streak?: string;
   sprayMin?: string;
   guessMin?: string;
@@ -59,10 +60,12 @@ export default {
         .option("--streak <n>", "report a sign-in after at least this many failed attempts in a row on its account (default 5, as the owner's notice)")
         .option("--spray-min <n>", "report an address that failed on at least this many different accounts in the window and the 24 hours before it, and the sign-ins from it (default 20)")
         .option("--guess-min <n>", "report an account that took at least this many failed logins in the window and the 24 hours before it, at any pace, from any addresses (or in the 7 days before it, from at least half as many clients), and the sign-ins from browsers new to it after them (default 20)")
+        .option("--time-zone <zone>", "the site's time zone, an IANA name such as Europe/Berlin (default UTC): each hour of the day's usual is read in its time, so a daily peak that keeps local time stays at its hour through a daylight-saving change")
         .option("--baseline-days <n>", "days before the window whose median hour is the usual rate of failures, or of the as many days before those if lower (default 7; 0: the window's own)")
         .option("--ids-out <file>", "write the id of every account a reported sign-in belongs to, one per line, for `bulwark contain … --ids` (a new file)"),
     ).action(
       action(ctx, async (opts: LoginsOptions) => {
+        const { canonicalZone } = await import("../../checks/logins/day-clock.ts");
         const { checkLogins, checkWindowState, DEFAULT_LOGINS_OPTIONS, LONG_WINDOW_MS, MAX_LATE_WRITE_MS, newestSeq, readWindowState, writeWindowState, writtenLate } = await import("../../checks/logins/index.ts");
         const { datedAheadToleranceFor } = await import("../../store/clock-skew.ts");
         // Checked before the store is opened: a typo costs nothing.
@@ -72,6 +75,8 @@ export default {
         const sprayMin = whole(opts.sprayMin, "--spray-min", 1, DEFAULT_LOGINS_OPTIONS.sprayMin);
         const guessMin = whole(opts.guessMin, "--guess-min", 1, DEFAULT_LOGINS_OPTIONS.guessMin);
         const baselineDays = whole(opts.baselineDays, "--baseline-days", 0, DEFAULT_LOGINS_OPTIONS.baselineDays);
+        const timeZone = opts.timeZone === undefined ? "UTC" : canonicalZone(opts.timeZone);
+        if (timeZone === null) throw new InputError("BULWARK_ERR_USAGE", `--time-zone ${JSON.stringify(opts.timeZone)}: not a time zone this platform knows; give an IANA name such as UTC, Europe/Berlin or America/New_York`);
         // The window's times are read once here for their shape (a mistyped --since is named before any store is
         // looked for), and again below against the application's clock.
         const sinceText = opts.since ?? "24h";
@@ -118,7 +123,7 @@ export default {
         const idsOut = opts.idsOut === undefined ? null : await createIdsFile(opts.idsOut);
         let r: Awaited<ReturnType<typeof checkLogins>>;
         try {
-          r = await checkLogins(app.db, { since, until, waveMin, waveFactor, streak, sprayMin, guessMin, baselineDays, lateWriteMs: lateMs });
+          r = await checkLogins(app.db, { since, until, waveMin, waveFactor, streak, sprayMin, guessMin, baselineDays, timeZone, lateWriteMs: lateMs });
           if (idsOut !== null) {
             await idsOut.writeFile(r.reportedAccounts.map((id) => `${id}\n`).join(""));
             await idsOut.sync(); // on disk before the run reports it written: the list a containment's --ids then reads
@@ -142,7 +147,7 @@ export default {
         ];
         const lowHour = Math.min(...r.usualByHourOfDay);
         const highHour = Math.max(...r.usualByHourOfDay);
-        const byHour = lowHour === highHour ? "" : `; by hour of the day, UTC, from ${lowHour} to ${highHour}: the bars are each hour's`;
+        const byHour = lowHour === highHour ? "" : `; by hour of the day, ${r.timeZone}, from ${lowHour} to ${highHour}: the bars are each hour's`;
         const usual = r.usualFrom === "window" ? "the window's own median, the store being younger than the baseline" : `the median hour of the ${baselineDays} days before, or of the ${baselineDays} before those if lower${byHour}`;
         const summary = [
           `${r.window.since} to ${r.window.until}: ${r.failed} failed login(s), usually ${r.usualFailedPerHour} an hour (${usual}), ${r.throttled} throttled event(s), ${r.succeeded} sign-in(s); ${r.waves.length} wave(s), ${r.sprayingAddresses.length} spraying address(es), ${r.guessedAccounts.length} guessed account(s)`,
@@ -155,7 +160,7 @@ export default {
           findings: r.findings,
           extra: {
             window: r.window, failed: r.failed, throttled: r.throttled, succeeded: r.succeeded, medianFailedPerHour: r.medianFailedPerHour,
-            usualFailedPerHour: r.usualFailedPerHour, usualFrom: r.usualFrom, usualByHourOfDay: r.usualByHourOfDay, waves: r.waves, sprayingAddresses: r.sprayingAddresses, guessedAccounts: r.guessedAccounts,
+            usualFailedPerHour: r.usualFailedPerHour, usualFrom: r.usualFrom, timeZone: r.timeZone, usualByHourOfDay: r.usualByHourOfDay, usualByTenMinutes: r.usualByTenMinutes, waves: r.waves, sprayingAddresses: r.sprayingAddresses, guessedAccounts: r.guessedAccounts,
             succeededWithoutDetail: r.succeededWithoutDetail, reportedAccounts: r.reportedAccounts.length,
             ...(opts.state === undefined ? {} : { state: { file: opts.state, lastEnd: lastEnd === null ? null : new Date(lastEnd).toISOString(), sinceIgnored, longWindow, judgedFrom: new Date(since - lateMs).toISOString() } }),
           },
