@@ -515,8 +515,8 @@ export function isPasswordMethod(method: string): boolean {
 
 /**
  * Failures of keys logged out of time order (out-of-order.ts) that could not be judged exactly: past the bound on the
- * failures kept for such keys (the largest keys give theirs up, so those are the keys named), or read before the disorder, no longer held, and close enough in time to what was kept
- * to have made a window. A forged line can put a key out of order, so this is never left to a clean report. High for
+ * failures kept for such keys (the largest keys give theirs up, so those are the keys named), or read before the
+ * disorder, no longer held, and close enough in time to what was kept to have made a window. A forged line can put a key out of order, so this is never left to a clean report. High for
  * the failures past the bound and for a key with an accepted login from or for it after its failures: the window it
  * could hide makes that login a compromise. A key with no such login could hide a brute force only (medium, as that
  * finding is): a DST fall-back puts an honest job's keys out of order (a monitor failing every ten minutes), and the

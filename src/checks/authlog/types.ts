@@ -310,8 +310,8 @@ export interface AuthLogResult {
   unreadFiles: UnreadFile[];
   /**
    * Keys logged out of time order that could not be judged exactly (out-of-order.ts): some of those that lost failures
-   * to limits.outOfOrder (`unheld`: the keys holding the most when it was reached), and those found in no window whose failures read before the disorder, no
-   * longer held, could have made one (`uncertain`). At most 20 each. Each lists first the keys with an accepted login
+   * to limits.outOfOrder (`unheld`: the keys holding the most when it was reached), and those found in no window whose
+   * failures read before the disorder, no longer held, could have made one (`uncertain`). At most 20 each. Each lists first the keys with an accepted login
    * from or for them after their failures (`stats.outOfOrderUnheldLogin`, `stats.outOfOrderUncertainLogin` of them: the
    * names that matter, never crowded out by keys without one), then the others.
    */

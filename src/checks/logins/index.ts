@@ -192,9 +192,9 @@ const medianOfHours = (counts: Iterable<number>, hours: number): number => {
 };
 
 /**
- * A period's usual: the median of the hours kept, and of each hour of the day (the clock's), by HOURS_A_DAY index (null for an
- * hour of the day no period held: a store younger than its periods); and, for each of the day's ten-minute buckets, the
- * failures it held on the days its hour was kept (how an hour's failures fall within it).
+ * A period's usual: the median of the hours kept, and of each hour of the day (the clock's), by HOURS_A_DAY index (null
+ * for an hour of the day no period held: a store younger than its periods); and, for each of the day's ten-minute
+ * buckets, the failures it held on the days its hour was kept (how an hour's failures fall within it).
  */
 interface Usual {
   median: number;
@@ -360,10 +360,10 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
   const [beforeMedian, previousMedian] = usuals();
   const usual = beforeMedian != null ? Math.min(beforeMedian.median, previousMedian?.median ?? Infinity) : windowMedian;
   const usualFrom = beforeMedian != null ? "before-window" : "window";
-  // The bars are each hour of the day's (in --time-zone, UTC by default): the lower of the two periods' usual for that hour, or their median hour
-  // where a period did not hold it on MIN_DAYS_AN_HOUR days (a store younger than its periods). One usual hour for the
-  // whole day judged a site busy by day at night by its day's rate (a stuffer at 70 times the night's usual was no
-  // wave), and a site with quiet weekends by a quiet median hour (every weekday a wave).
+  // The bars are each hour of the day's (in --time-zone, UTC by default): the lower of the two periods' usual for that
+  // hour, or their median hour where a period did not hold it on MIN_DAYS_AN_HOUR days (a store younger than its
+  // periods). One usual hour for the whole day judged a site busy by day at night by its day's rate (a stuffer at 70
+  // times the night's usual was no wave), and a site with quiet weekends by a quiet median hour (every weekday a wave).
   // An hour counts toward its usual up to --wave-factor times the usual hour, and past that only when 60 minutes
   // touching it were a wave its day's run reported (Bound): one hour of the day raised silently on four days a week for
   // three weeks (85 at 03:00, under --wave-min, never a wave) had lifted its bar from 100 to 435, where leading the
