@@ -200,6 +200,7 @@ interface Usual {
   median: number;
   byHourOfDay: Array<number | null>;
   byBucketOfDay: number[];
+  peaks: number[][];
 }
 const HOURS_A_DAY = 24;
 const BUCKETS_PER_HOUR = HOUR / BUCKET_MS;
@@ -210,14 +211,22 @@ const BUCKETS_PER_HOUR = HOUR / BUCKET_MS;
 const MIN_DAYS_AN_HOUR = 3;
 
 /**
- * How far an hour's failures count toward its hour of the day's usual: up to `cap`, and past it only when some 60
- * minutes touching it held `loud` or more — a wave its day's run reported, whatever the bars of the time (no bar
- * of 60 minutes is above `loud`). A campaign that lifts an hour's usual past `cap` is so reported every day until
- * the three periods hold it (three weeks at the default --baseline-days); under it, it lifts nothing past `cap`.
+ * How far an hour's failures count toward its hour of the day's usual: up to `cap` (--wave-factor times the usual hour),
+ * and past it only where they were a wave a run reported, or its hour of the day is past `cap` already in the older
+ * period (learned so before). Reported: some 60 minutes touching the hour reached `bars`, the bars of the older
+ * period's usual (those its days were judged by, as near as they are known). The oldest period has no older one: an
+ * hour of it counts past `cap` when it was a wave on its own (`loud` or more in the hour: no bar of an hour whose usual
+ * is at most `cap` is higher), or reached `bars` of its own usual with only those hours past `cap`. So 60 minutes
+ * holding a learned peak are not a reported wave for the hour beside it (red team 41: a learned rush at 09:00 made 90 a day at 08:00 count, never reported), while a
+ * peak straddling two hours, a wave for both, counts in both. `learn`: the three periods are held (a store younger
+ * than that counts every hour at most at `cap`: three days of waves at 03:00 on a new store were its usual, red team
+ * 41). A campaign lifting an hour's usual past `cap` is so reported daily until the three periods hold it.
  */
 interface Bound {
   cap: number;
   loud: number;
+  learn: boolean;
+  bars?: Bars | undefined;
 }
 
 /**
@@ -226,23 +235,32 @@ interface Bound {
  * on fewer than MIN_DAYS_AN_HOUR days (a store installed in the evening: its first period's mornings are no quiet
  * ones, nor is its one evening a usual evening). Where nothing is kept (an hour of the day, or the whole period), the
  * older usual stands. With `bound`, each hour's count toward its hour of the day's median is bounded as Bound says.
+ * Also each hour of the day's busiest ten minutes' part of it, one number a day it held failures (`peaks`).
  */
 function usualOf(period: { buckets: number[]; firstHour: number }, older: Usual | null, factor: number, minDays: number, clock: DayClock, bound?: Bound): Usual {
   const byHour: number[][] = Array.from({ length: HOURS_A_DAY }, () => []);
+  const peaks: number[][] = Array.from({ length: HOURS_A_DAY }, () => []);
   const byBucketOfDay = Array.from({ length: HOURS_A_DAY * BUCKETS_PER_HOUR }, () => 0);
   const kept: number[] = [];
   const { buckets } = period;
   const firstBucket = period.firstHour * BUCKETS_PER_HOUR;
-  // The failures of the 60 minutes (6 buckets) starting at buckets[j].
-  const span = (j: number): number => {
-    let sum = 0;
-    for (let k = Math.max(0, j); k < Math.min(buckets.length, j + BUCKETS_PER_HOUR); k++) sum += buckets[k]!;
-    return sum;
-  };
-  // Whether some 60 minutes touching buckets[first..last] held `loud` failures or more.
-  const loudTouching = (first: number, last: number, loud: number): boolean => {
-    for (let j = first - BUCKETS_PER_HOUR + 1; j <= last; j++) if (span(j) >= loud) return true;
+  // Whether some 60 minutes (6 buckets) touching buckets[first..last] reached their bar in `bars`.
+  const reported = (first: number, last: number, bars: Bars): boolean => {
+    for (let j = first - BUCKETS_PER_HOUR + 1; j <= last; j++) {
+      let sum = 0;
+      for (let k = Math.max(0, j); k < Math.min(buckets.length, j + BUCKETS_PER_HOUR); k++) sum += buckets[k]!;
+      if (sum > 0 && sum >= bars.at(1, firstBucket + j + BUCKETS_PER_HOUR - 1)) return true;
+    }
     return false;
+  };
+  const counted = (n: number, first: number, last: number, hourOfDay: number): number => {
+    if (bound === undefined || n <= bound.cap) return n;
+    if (!bound.learn) return bound.cap;
+    if ((older?.byHourOfDay[hourOfDay] ?? 0) > bound.cap) return n;
+    // The oldest period: an hour that was a wave on its own (a later period's is reported by its older bars, at most
+    // `loud` for an hour whose usual is at most `cap`).
+    if (older === null && n >= bound.loud) return n;
+    return bound.bars !== undefined && reported(first, last, bound.bars) ? n : bound.cap;
   };
   // The period's hours in the zone's time: runs of buckets in one hour of its day at one offset (a day-light saving
   // change repeats an hour, as a second value that day, or skips one).
@@ -253,12 +271,17 @@ function usualOf(period: { buckets: number[]; firstHour: number }, older: Usual 
     let last = first;
     while (last + 1 < buckets.length && clock.local(firstBucket + last + 1) === local + (last + 1 - first) && Math.floor((local + last + 1 - first) / BUCKETS_PER_HOUR) === hour) last++;
     let n = 0;
-    for (let j = first; j <= last; j++) n += buckets[j]!;
+    let busiest = 0;
+    for (let j = first; j <= last; j++) {
+      n += buckets[j]!;
+      busiest = Math.max(busiest, buckets[j]!);
+    }
     const hourOfDay = hour - Math.floor(hour / HOURS_A_DAY) * HOURS_A_DAY;
     const olderHour = older?.byHourOfDay[hourOfDay] ?? null;
     if (olderHour === null || n <= factor * Math.max(olderHour, 1)) {
-      byHour[hourOfDay]!.push(bound !== undefined && n > bound.cap && !loudTouching(first, last, bound.loud) ? bound.cap : n);
+      byHour[hourOfDay]!.push(counted(n, first, last, hourOfDay));
       kept.push(n);
+      if (n > 0) peaks[hourOfDay]!.push(busiest / n);
       for (let j = first; j <= last; j++) byBucketOfDay[firstBucket + j + offset - hour * BUCKETS_PER_HOUR + hourOfDay * BUCKETS_PER_HOUR]! += buckets[j]!;
     }
     first = last + 1;
@@ -267,6 +290,7 @@ function usualOf(period: { buckets: number[]; firstHour: number }, older: Usual 
     median: kept.length > 0 ? median(kept) : (older?.median ?? 0),
     byHourOfDay: byHour.map((values, h) => (values.length >= minDays ? median(values) : (older?.byHourOfDay[h] ?? null))),
     byBucketOfDay,
+    peaks,
   };
 }
 
@@ -352,34 +376,57 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
   // fell back to one median hour for the whole day, silently).
   const minDays = Math.min(MIN_DAYS_AN_HOUR, options.baselineDays);
   const held = (p: { hours: number[] } | null): p is NonNullable<typeof p> => p !== null && p.hours.length > 0;
-  const usuals = (bound?: Bound): Array<Usual | null> => {
-    const oldestUsual = held(oldest) ? usualOf(oldest, null, options.waveFactor, minDays, clock, bound) : null;
-    const previousUsual = held(previous) ? usualOf(previous, oldestUsual, options.waveFactor, minDays, clock, bound) : null;
-    return [held(before) ? usualOf(before, previousUsual, options.waveFactor, minDays, clock, bound) : null, previousUsual];
-  };
-  const [beforeMedian, previousMedian] = usuals();
+  const { waveFactor: factor, waveMin } = options;
+  const [beforeMedian, previousMedian] = (() => {
+    const oldestUsual = held(oldest) ? usualOf(oldest, null, factor, minDays, clock) : null;
+    const previousUsual = held(previous) ? usualOf(previous, oldestUsual, factor, minDays, clock) : null;
+    return [held(before) ? usualOf(before, previousUsual, factor, minDays, clock) : null, previousUsual];
+  })();
   const usual = beforeMedian != null ? Math.min(beforeMedian.median, previousMedian?.median ?? Infinity) : windowMedian;
   const usualFrom = beforeMedian != null ? "before-window" : "window";
   // The bars are each hour of the day's (in --time-zone, UTC by default): the lower of the two periods' usual for that
   // hour, or their median hour where a period did not hold it on MIN_DAYS_AN_HOUR days (a store younger than its
   // periods). One usual hour for the whole day judged a site busy by day at night by its day's rate (a stuffer at 70
   // times the night's usual was no wave), and a site with quiet weekends by a quiet median hour (every weekday a wave).
-  // An hour counts toward its usual up to --wave-factor times the usual hour, and past that only when 60 minutes
-  // touching it were a wave its day's run reported (Bound): one hour of the day raised silently on four days a week for
-  // three weeks (85 at 03:00, under --wave-min, never a wave) had lifted its bar from 100 to 435, where leading the
-  // usual hour takes half the hours of the week; and a young store's one poisoned hour was its usual (red team 40). A
-  // plain bound at that cap (red team 40's fix) judged an honest daily peak by it for good — a morning rush of 120 on a
-  // quiet site, a wave every day (red team 41): reported as one every day, it is the usual once the three periods
-  // hold it, as any campaign reported daily for three weeks would be.
-  const cap = options.waveFactor * Math.max(usual, 1);
-  const bound: Bound = { cap, loud: Math.max(options.waveMin, Math.ceil(options.waveFactor * cap - 1e-9)) };
-  const [beforeUsual, previousUsual] = usuals(bound);
-  const hourOfDayUsual = (u: Usual | null | undefined, h: number): number => (u == null ? Infinity : (u.byHourOfDay[h] ?? Math.min(u.median, cap)));
-  const usualByHourOfDay = Array.from({ length: HOURS_A_DAY }, (_, h) => (beforeUsual == null ? windowMedian : Math.min(hourOfDayUsual(beforeUsual, h), hourOfDayUsual(previousUsual, h))));
-  // And each ten minutes' part of its hour's usual, from the same days: a peak that always falls in the same ten minutes
-  // is judged by them, not spread over its hour.
-  const shares = sharesOf([beforeUsual ?? null, previousUsual ?? null]);
-  const bars = new Bars(usualByHourOfDay, options.waveFactor, options.waveMin, shares, clock);
+  // An hour counts toward its usual up to --wave-factor times the usual hour, and past that only when it was a wave a
+  // run reported (Bound): one hour of the day raised silently on four days a week for three weeks (85 at 03:00, under
+  // --wave-min, never a wave) had lifted its bar from 100 to 435, where leading the usual hour takes half the hours of
+  // the week; and a young store's one poisoned hour was its usual (red team 40). A plain bound at that cap (red team
+  // 40's fix) judged an honest daily peak by it for good — a morning rush of 120 on a quiet site, a wave every day:
+  // reported as one every day, it is the usual once the three periods hold it, as any campaign reported daily for three
+  // weeks would be.
+  const cap = factor * Math.max(usual, 1);
+  const bound = { cap, loud: Math.max(waveMin, Math.ceil(factor * cap - 1e-9)), learn: held(oldest) };
+  /**
+   * The bars of `usuals`' hours of the day (the lower of theirs for each) and how their failures fall within them:
+   * each ten minutes' share of its hour (sharesOf), and each hour's part that moves from day to day — the typical day's
+   * busiest ten minutes' part of the hour (a median over the days) beyond the largest share, so pooled, any ten
+   * minutes holds.
+   */
+  const barsOf = (usuals: Usual[]): { bars: Bars; usualByHourOfDay: number[]; shares: number[] } => {
+    const hourOfDayUsual = (u: Usual, h: number): number => u.byHourOfDay[h] ?? Math.min(u.median, cap);
+    const usualByHourOfDay = Array.from({ length: HOURS_A_DAY }, (_, h) => Math.min(...usuals.map((u) => hourOfDayUsual(u, h))));
+    const shares = sharesOf(usuals);
+    const moving = Array.from({ length: HOURS_A_DAY }, (_, h) => {
+      const peaks = usuals.flatMap((u) => u.peaks[h]!);
+      return peaks.length === 0 ? 0 : Math.max(0, median(peaks) - Math.max(...shares.slice(h * BUCKETS_PER_HOUR, (h + 1) * BUCKETS_PER_HOUR)));
+    });
+    return { bars: new Bars(usualByHourOfDay, factor, waveMin, { shares, moving, clock }), usualByHourOfDay, shares };
+  };
+  let beforeUsual: Usual | null = null;
+  let previousUsual: Usual | null = null;
+  if (held(before)) {
+    // The oldest period's days were judged by bars of a period not read: its own, with only the hours that were waves
+    // on their own past the cap. Each later period's, by the usual of the period before it.
+    const oldestOwn = held(oldest) ? usualOf(oldest, null, factor, minDays, clock, bound) : null;
+    const oldestUsual = held(oldest) ? usualOf(oldest, null, factor, minDays, clock, { ...bound, bars: barsOf([oldestOwn!]).bars }) : null;
+    previousUsual = held(previous) ? usualOf(previous, oldestUsual, factor, minDays, clock, { ...bound, ...(oldestUsual === null ? {} : { bars: barsOf([oldestUsual]).bars }) }) : null;
+    beforeUsual = usualOf(before, previousUsual, factor, minDays, clock, { ...bound, ...(previousUsual === null ? {} : { bars: barsOf([previousUsual]).bars }) });
+  }
+  const judged = beforeUsual === null ? null : barsOf(previousUsual === null ? [beforeUsual] : [beforeUsual, previousUsual]);
+  const usualByHourOfDay = judged?.usualByHourOfDay ?? Array.from({ length: HOURS_A_DAY }, () => windowMedian);
+  const shares = judged?.shares ?? Array.from({ length: HOURS_A_DAY * BUCKETS_PER_HOUR }, () => 1 / BUCKETS_PER_HOUR);
+  const bars = judged?.bars ?? new Bars(usualByHourOfDay, factor, waveMin, { clock });
 
   // Typos are not a wave: a failure its account's own sign-in from a browser it knew, from the same address, followed
   // within minutes is left out of the counts, and the waves found again (a newsletter day of readers mistyping once

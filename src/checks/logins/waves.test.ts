@@ -41,6 +41,24 @@ test("bars come from the usual of the hours a span covers: a night hour is judge
   assert.throws(() => new Bars([1, 2, 3], 5, 100), /24 numbers, not 3/);
 });
 
+test("an hour's moving part is credited to any 60 minutes touching that hour, and to none that do not; longer spans are their sums", () => {
+  // 09:00's usual of 152 moves within the hour from day to day (a job at a random minute): its moving part 0.8.
+  const usual = Array.from({ length: 24 }, (_, h) => (h === 9 ? 152 : 2));
+  const moving = Array.from({ length: 24 }, (_, h) => (h === 9 ? 0.8 : 0));
+  const bars = new Bars(usual, 5, 1, { moving });
+  const plain = new Bars(usual, 5, 1);
+  // 08:10–09:10 touches 09:00: at least 5 × 0.8 × 152 (608), where spread evenly it was 5 × (5/6 × 2 + 152 / 6), 135.
+  assert.equal(plain.at(1, MIDNIGHT + 9 * PER_HOUR), 135);
+  assert.equal(bars.at(1, MIDNIGHT + 9 * PER_HOUR), 608);
+  assert.equal(bars.at(1, MIDNIGHT + 10 * PER_HOUR + 4), 608);
+  // 07:00–08:00 and 10:10–11:10 do not touch it.
+  assert.equal(bars.at(1, MIDNIGHT + 8 * PER_HOUR - 1), 10);
+  assert.equal(bars.at(1, MIDNIGHT + 11 * PER_HOUR), plain.at(1, MIDNIGHT + 11 * PER_HOUR));
+  assert.equal(bars.at(6, MIDNIGHT + 12 * PER_HOUR), plain.at(6, MIDNIGHT + 12 * PER_HOUR));
+  assert.equal(bars.lowest(1), plain.lowest(1));
+  assert.throws(() => new Bars(usual, 5, 1, { moving: [1.5, ...moving.slice(1)] }), /moving part/);
+});
+
 test("a bucket's hour of the day is UTC's, before 1970 too", () => {
   const bars = new Bars(WORKING, 5, 1);
   const before1970 = Date.UTC(1969, 6, 20, 9) / BUCKET_MS;
@@ -144,7 +162,7 @@ test("findWaves finds what a walk of every span of every length, ending at every
     const factor = 1 + Math.floor(next() * 8);
     const min = 1 + Math.floor(next() * 120);
     const shares = change === null ? undefined : randomShares(next);
-    const bars = new Bars(usual, factor, min, shares, clock);
+    const bars = new Bars(usual, factor, min, { shares, clock });
     const first = change === null ? MIDNIGHT + Math.floor(next() * DAY) : change[1] - Math.floor(next() * DAY);
     if (shares !== undefined) {
       // Each bar is its buckets' usual summed one by one at their places in the zone's day (the offset changing within

@@ -46,9 +46,13 @@ export interface WaveSpan {
  * default; index 0 = 00:00–01:00) and how they fall within it: `shares`, for each of the day's 144 ten-minute buckets,
  * its part of its hour's usual (each hour's six summing to 1; a sixth each when not given). A shift starting at 09:00
  * fails 150 times in its first ten minutes every day: spread evenly, the 60 minutes ending with them were credited a
- * sixth of it and were a wave every day (red team 40). An hour's usual counts as at least 1 (a quiet night is no bar of
- * 0 × --wave-factor). A bucket's place in the day is its number (from the epoch) in the zone's time modulo a day's; a
- * span's usual is a difference of two running sums, or a sum bucket by bucket where the zone's offset changes within it.
+ * sixth of it and were a wave every day (red team 40). `moving`: for each hour, the part of its usual whose ten minutes
+ * vary from day to day (a job starting at a random minute of 09:00): 60 minutes touching that hour are credited at
+ * least that part of it, wherever they fall (pooled over the days, its ten minutes' shares were a sixth each, and on a
+ * day it fell at the hour's edge the 60 minutes before it were a wave: red team 41). An hour's usual counts as at
+ * least 1 (a quiet night is no bar of 0 × --wave-factor). A bucket's place in the day is its number (from the epoch)
+ * in the zone's time modulo a day's; a span's usual is a difference of two running sums, or a sum bucket by bucket
+ * where the zone's offset changes within it.
  */
 export class Bars {
   readonly #factor: number;
@@ -60,10 +64,13 @@ export class Bars {
   readonly #worth: readonly number[];
   /** #prefix[k]: the #worth of a day's first k buckets; #prefix[BUCKETS_A_DAY] is a whole day's. */
   readonly #prefix: number[];
+  /** Each hour's moving part, floored as #worth (hours' worth): the least a 60-minute span touching it is credited. */
+  readonly #moving: readonly number[];
   /** The lowest bar of any span of each length (WAVE_SPAN_HOURS): a count under it needs no look at where it falls. */
   readonly #lowest = new Map<number, number>();
 
-  constructor(usualByHourOfDay: readonly number[], factor: number, min: number, shares?: readonly number[], clock = new DayClock()) {
+  constructor(usualByHourOfDay: readonly number[], factor: number, min: number, o: { shares?: readonly number[]; moving?: readonly number[]; clock?: DayClock } = {}) {
+    const { shares, moving, clock = new DayClock() } = o;
     if (usualByHourOfDay.length !== HOURS_A_DAY) throw new RangeError(`the usual of each hour of the day: ${HOURS_A_DAY} numbers, not ${usualByHourOfDay.length}`);
     if (shares !== undefined) {
       if (shares.length !== BUCKETS_A_DAY) throw new RangeError(`the share of each ten minutes of the day: ${BUCKETS_A_DAY} numbers, not ${shares.length}`);
@@ -75,6 +82,8 @@ export class Bars {
     }
     // A bucket's usual in hours' worth (a sixth of the hour when shares are not given: the hour's usual itself, exactly).
     const worth = (usual: number, k: number): number => (shares === undefined ? usual : usual * shares[k]! * BUCKETS_PER_HOUR);
+    if (moving !== undefined && (moving.length !== HOURS_A_DAY || moving.some((x) => !(x >= 0 && x <= 1)))) throw new RangeError(`the moving part of each hour of the day: ${HOURS_A_DAY} numbers from 0 to 1`);
+    this.#moving = usualByHourOfDay.map((u, h) => Math.max(u, 1) * (moving?.[h] ?? 0) * BUCKETS_PER_HOUR);
     this.#usual = Array.from({ length: BUCKETS_A_DAY }, (_, k) => worth(usualByHourOfDay[Math.floor(k / BUCKETS_PER_HOUR)]!, k) / BUCKETS_PER_HOUR);
     this.#worth = Array.from({ length: BUCKETS_A_DAY }, (_, k) => worth(Math.max(usualByHourOfDay[Math.floor(k / BUCKETS_PER_HOUR)]!, 1), k));
     this.#factor = factor;
@@ -114,9 +123,14 @@ export class Bars {
   at(hours: number, end: number): number {
     const start = end + 1 - hours * BUCKETS_PER_HOUR;
     const offset = this.#clock.offset(end);
-    if (this.#clock.offset(start) === offset) return this.#bar(this.#periodic(hours, end + offset));
     let usualHours = 0;
-    for (let b = start; b <= end; b++) usualHours += this.#worth[this.#clock.placeOf(b)]!;
+    if (this.#clock.offset(start) === offset) usualHours = this.#periodic(hours, end + offset);
+    else for (let b = start; b <= end; b++) usualHours += this.#worth[this.#clock.placeOf(b)]!;
+    if (hours === 1) {
+      // At least the moving part of either hour it touches (only raises a bar: the lowest bars stand).
+      const hourOf = (b: number): number => Math.floor(this.#clock.placeOf(b) / BUCKETS_PER_HOUR);
+      usualHours = Math.max(usualHours, this.#moving[hourOf(start)]!, this.#moving[hourOf(end)]!);
+    }
     return this.#bar(usualHours);
   }
 
