@@ -2,19 +2,8 @@
 // oldest failure by stamp to a smaller one, checked against a plain model over random adds.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { prng as random } from "../../dev/seed.ts";
 import { exactWindows, OutOfOrder, type OutOfOrderKey } from "./out-of-order.ts";
-
-/** A seeded generator (mulberry32): the same cases on every run. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A key's failures as [stamp, file, line] sorted by stamp, file, line. */
 function held(key: OutOfOrderKey): number[][] {
