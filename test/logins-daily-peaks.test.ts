@@ -72,7 +72,8 @@ forEachDialect("check logins, daily peaks", (dialect) => {
     const report = await run(database, start, start + DAY);
     noWaves(report);
     assert.deepEqual([report.usualByHourOfDay[8], report.usualByHourOfDay[9]], [62, 62], JSON.stringify(report.usualByHourOfDay));
-    // The peak's half hours hold the two hours' usual: 08:30–08:50 and 09:00–09:20 near 20 each, 08:00–08:20 the night's 1 or 0.
+    // The peak's half hours hold the two hours' usual: 08:30–08:50 and 09:00–09:20 near 20 each, 08:00–08:20 the
+    // night's 1 or 0.
     assert.ok(report.usualByTenMinutes[8 * 6 + 4]! > 15 && report.usualByTenMinutes[8 * 6]! <= 1, JSON.stringify(report.usualByTenMinutes.slice(48, 60)));
   });
 

@@ -217,10 +217,11 @@ const MIN_DAYS_AN_HOUR = 3;
  * period's usual (those its days were judged by, as near as they are known). The oldest period has no older one: an
  * hour of it counts past `cap` when it was a wave on its own (`loud` or more in the hour: no bar of an hour whose usual
  * is at most `cap` is higher), or reached `bars` of its own usual with only those hours past `cap`. So 60 minutes
- * holding a learned peak are not a reported wave for the hour beside it (red team 41: a learned rush at 09:00 made 90 a day at 08:00 count, never reported), while a
- * peak straddling two hours, a wave for both, counts in both. `learn`: the three periods are held (a store younger
- * than that counts every hour at most at `cap`: three days of waves at 03:00 on a new store were its usual, red team
- * 41). A campaign lifting an hour's usual past `cap` is so reported daily until the three periods hold it.
+ * holding a learned peak are not a reported wave for the hour beside it (red team 41: a learned rush at 09:00 made 90
+ * a day at 08:00 count, never reported), while a peak straddling two hours, a wave for both, counts in both.
+ * `learn`: the three periods are held (a store younger than that counts every hour at most at `cap`: three days of
+ * waves at 03:00 on a new store were its usual, red team 41). A campaign lifting an hour's usual past `cap` is so
+ * reported daily until the three periods hold it.
  */
 interface Bound {
   cap: number;

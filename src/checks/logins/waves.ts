@@ -102,7 +102,10 @@ export class Bars {
     }
   }
 
-  /** The least whole count at or above factor × `usualHours` (a sum of fractions when shares were given: its rounding error is far under the 1e-9 forgiven). */
+  /**
+   * The least whole count at or above factor × `usualHours` (a sum of fractions when shares were given: its rounding
+   * error is far under the 1e-9 forgiven).
+   */
   #bar(usualHours: number): number {
     return Math.max(this.#min, Math.ceil((this.#factor * usualHours) / BUCKETS_PER_HOUR - 1e-9));
   }
