@@ -17,7 +17,12 @@
 // (between factor × cap and loud), a rush straddling two hours (75 in each, under loud in either), a weekday-only rush
 // (5 days of 7).
 //
-// Found: 2.
+// Found: 2. Both fixed since (index.ts Bound, usualOf, boundedUsual): rule (a) is gone — in every period an hour counts
+// past the cap only where it held `loud` on its own or some of its ten minutes were in a wave (findWaves: 60 minutes,
+// 6 or 24 hours) against the bars of the period's own usual with only such hours past the cap, or against the older
+// period's bars (1: the 85s are no wave by either, so they count as the cap; 2: the rush of 90 is a 6-hour wave by the
+// period's own bars, so it counts, and is learned once the three periods hold it); and learning waits for the oldest
+// period to hold as many days as an hour needs (3 at the default): the 17-day store's oldest held one.
 // 1. A trust chain through rule (a) (index.ts usualOf, `counted`: `(older?.byHourOfDay[hourOfDay] ?? 0) > bound.cap`).
 //    Rule (c) lets the oldest period learn an hour from the days it was loud on its own (≥ 100 at the defaults): four
 //    days of 98 at 03:00 on a site of 2 an hour make the oldest period's 03:00 100, each day one 60-minute wave reported
@@ -105,7 +110,7 @@ async function chain(database: { insert: (rows: AuditRow[]) => Promise<void> }, 
 }
 
 forEachDialect("check logins, round forty-one b", (dialect) => {
-  it("attack: a trust chain — four nights of 98 at 03:00 UTC in the oldest period (each a 60-minute wave, medium), then 14 nights of 85 that no daily run reports, lift 03:00's usual to 87 (bar 435) through rule (a); a stuffer's 420 at 03:00 with a new browser must still be a wave, high (ASVS 6.3.1, 16.3.1)", { todo: "finding 1: rule (a) (index.ts usualOf `counted`: older period's hour past the cap) counts every later hour in full after the oldest period learned it from 4 medium reports (rule (c), loud on its own), so 14 silent nights of 85 make 03:00's bars 435/485 and the stuffer's 420 with a win is in no finding; fix: require each period's hours past the cap to be reported waves in that period too ((a) a precondition only), so lifting an hour takes reports in all three periods" }, async () => {
+  it("attack: a trust chain — four nights of 98 at 03:00 UTC in the oldest period (each a 60-minute wave, medium), then 14 nights of 85 that no daily run reports, lift 03:00's usual to 87 (bar 435) through rule (a); a stuffer's 420 at 03:00 with a new browser must still be a wave, high (ASVS 6.3.1, 16.3.1)", async () => {
     const store = await rawAuditStore(dialect, T0 - 40 * DAY, "tc");
     await chain(store, T0 - 35 * DAY, [21, 20, 19, 18], 85, "tc");
     // The premise: 21 daily runs, 4 reports, all medium (the loud nights); the 14 nights of 85 are in none.
@@ -117,7 +122,7 @@ forEachDialect("check logins, round forty-one b", (dialect) => {
     assert.equal(worst(report), "high");
   });
 
-  it("attack: the same trust chain on a store 17 days old (its oldest period holds 3 days, a median of 3): two nights of 98 at 03:00 (medium) and 15 of 85 (nothing) lift 03:00 to 87; a stuffer's 420 with a win must be high (ASVS 6.3.1)", { todo: "finding 1: a store whose oldest period holds 3 days learns an hour past the cap from 2 medium reports, then rule (a) rides it (index.ts usualOf `counted`); fix as finding 1" }, async () => {
+  it("attack: the same trust chain on a store 17 days old (its oldest period holds 3 days, a median of 3): two nights of 98 at 03:00 (medium) and 15 of 85 (nothing) lift 03:00 to 87; a stuffer's 420 with a win must be high (ASVS 6.3.1)", async () => {
     const first = T0 - 17 * DAY;
     const store = await rawAuditStore(dialect, first, "yg");
     await chain(store, first, [17, 16], 85, "yg");
@@ -128,7 +133,7 @@ forEachDialect("check logins, round forty-one b", (dialect) => {
     assert.equal(worst(report), "high");
   });
 
-  it("attack: with --baseline-days 1, one night of 98 at 03:00 three days before (medium) and two of 85 (nothing) lift 03:00 to 87; a stuffer's 420 with a win must be high (ASVS 6.3.1)", { todo: "finding 1: with --baseline-days 1 one medium report three days earlier lets rule (a) count two silent nights of 85 in full (index.ts usualOf `counted`); fix as finding 1" }, async () => {
+  it("attack: with --baseline-days 1, one night of 98 at 03:00 three days before (medium) and two of 85 (nothing) lift 03:00 to 87; a stuffer's 420 with a win must be high (ASVS 6.3.1)", async () => {
     const store = await rawAuditStore(dialect, T0 - 10 * DAY, "bd1");
     await chain(store, T0 - 6 * DAY, [3], 85, "bd1");
     const reports = (await dailies(store.database, 3, { baselineDays: 1 })).filter((s) => s.length > 0);
@@ -186,7 +191,7 @@ forEachDialect("check logins, round forty-one b", (dialect) => {
   });
 
   for (const [name, todo, shape] of [
-    ["a daily rush of 90 failures at 09:00 UTC (between factor × cap, 50, and loud, 100)", "finding 2: an honest rush of 90 is a 6-hour wave (102 against 100) every day, forever — never learned, since rule (c) asks the hour alone for loud and `reported` (index.ts usualOf) tries 60-minute spans only; fix: count as reported the hours in waves over 6 and 24 hours too (findWaves over the period's buckets with those bars)", (day: number, one: (at: number) => AuditRow): AuditRow[] => spread(day + 9 * HOUR, 90, one)],
+    ["a daily rush of 90 failures at 09:00 UTC (between factor × cap, 50, and loud, 100)", undefined, (day: number, one: (at: number) => AuditRow): AuditRow[] => spread(day + 9 * HOUR, 90, one)],
     ["a daily rush of 150 straddling 08:30–09:30 UTC (75 in each hour, neither loud)", undefined, (day: number, one: (at: number) => AuditRow): AuditRow[] => spread(day + 8.5 * HOUR, 150, one)],
     ["a weekday-only rush of 150 at 09:00 UTC (5 days of 7)", undefined, (day: number, one: (at: number) => AuditRow): AuditRow[] => ((new Date(day).getUTCDay() + 6) % 7 < 5 ? spread(day + 9 * HOUR, 150, one) : [])],
   ] as const) {

@@ -212,22 +212,23 @@ const MIN_DAYS_AN_HOUR = 3;
 
 /**
  * How far an hour's failures count toward its hour of the day's usual: up to `cap` (--wave-factor times the usual hour),
- * and past it only where they were a wave a run reported, or its hour of the day is past `cap` already in the older
- * period (learned so before). Reported: some 60 minutes touching the hour reached `bars`, the bars of the older
- * period's usual (those its days were judged by, as near as they are known). The oldest period has no older one: an
- * hour of it counts past `cap` when it was a wave on its own (`loud` or more in the hour: no bar of an hour whose usual
- * is at most `cap` is higher), or reached `bars` of its own usual with only those hours past `cap`. So 60 minutes
- * holding a learned peak are not a reported wave for the hour beside it (red team 41: a learned rush at 09:00 made 90
- * a day at 08:00 count, never reported), while a peak straddling two hours, a wave for both, counts in both.
- * `learn`: the three periods are held (a store younger than that counts every hour at most at `cap`: three days of
- * waves at 03:00 on a new store were its usual, red team 41). A campaign lifting an hour's usual past `cap` is so
- * reported daily until the three periods hold it.
+ * and past it only where they were a wave a run reported, as near as the baseline can tell: the hour held `loud` or
+ * more on its own (no 60-minute bar of an hour whose usual is at most `cap` is higher), or some of its ten minutes were
+ * in a wave (of 60 minutes, 6 or 24 hours, findWaves) against the bars of the period's own usual with only such hours
+ * past `cap`, or against the bars of the period before it (`reported`: bucket indexes of the period). 60 minutes holding
+ * a learned peak are under its bar, so they are no reported wave for the hour beside it (red team 41: a learned rush at
+ * 09:00 made 90 a day at 08:00 count, never reported); a peak straddling two hours, or one of 90 reported each day
+ * as a 6-hour wave, is a wave for them (red team 41b). An hour past `cap` in the older period counts past it again only
+ * so (red team 41b: four reported nights of 98 at 03:00 in the oldest period let fourteen silent nights of 85 after
+ * them count in full). `learn`: the three periods are held (a store younger than that counts every hour at most at
+ * `cap`: three days of waves at 03:00 on a new store were its usual, red team 41). A campaign lifting an hour's usual
+ * past `cap` is so reported on most days of each of the three periods.
  */
 interface Bound {
   cap: number;
   loud: number;
   learn: boolean;
-  bars?: Bars | undefined;
+  reported?: ReadonlySet<number> | undefined;
 }
 
 /**
@@ -245,23 +246,12 @@ function usualOf(period: { buckets: number[]; firstHour: number }, older: Usual 
   const kept: number[] = [];
   const { buckets } = period;
   const firstBucket = period.firstHour * BUCKETS_PER_HOUR;
-  // Whether some 60 minutes (6 buckets) touching buckets[first..last] reached their bar in `bars`.
-  const reported = (first: number, last: number, bars: Bars): boolean => {
-    for (let j = first - BUCKETS_PER_HOUR + 1; j <= last; j++) {
-      let sum = 0;
-      for (let k = Math.max(0, j); k < Math.min(buckets.length, j + BUCKETS_PER_HOUR); k++) sum += buckets[k]!;
-      if (sum > 0 && sum >= bars.at(1, firstBucket + j + BUCKETS_PER_HOUR - 1)) return true;
-    }
-    return false;
-  };
-  const counted = (n: number, first: number, last: number, hourOfDay: number): number => {
+  const counted = (n: number, first: number, last: number): number => {
     if (bound === undefined || n <= bound.cap) return n;
     if (!bound.learn) return bound.cap;
-    if ((older?.byHourOfDay[hourOfDay] ?? 0) > bound.cap) return n;
-    // The oldest period: an hour that was a wave on its own (a later period's is reported by its older bars, at most
-    // `loud` for an hour whose usual is at most `cap`).
-    if (older === null && n >= bound.loud) return n;
-    return bound.bars !== undefined && reported(first, last, bound.bars) ? n : bound.cap;
+    if (n >= bound.loud) return n;
+    for (let j = first; j <= last; j++) if (bound.reported?.has(j)) return n;
+    return bound.cap;
   };
   // The period's hours in the zone's time: runs of buckets in one hour of its day at one offset (a day-light saving
   // change repeats an hour, as a second value that day, or skips one).
@@ -280,7 +270,7 @@ function usualOf(period: { buckets: number[]; firstHour: number }, older: Usual 
     const hourOfDay = hour - Math.floor(hour / HOURS_A_DAY) * HOURS_A_DAY;
     const olderHour = older?.byHourOfDay[hourOfDay] ?? null;
     if (olderHour === null || n <= factor * Math.max(olderHour, 1)) {
-      byHour[hourOfDay]!.push(counted(n, first, last, hourOfDay));
+      byHour[hourOfDay]!.push(counted(n, first, last));
       kept.push(n);
       if (n > 0) peaks[hourOfDay]!.push(busiest / n);
       for (let j = first; j <= last; j++) byBucketOfDay[firstBucket + j + offset - hour * BUCKETS_PER_HOUR + hourOfDay * BUCKETS_PER_HOUR]! += buckets[j]!;
@@ -397,7 +387,9 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
   // reported as one every day, it is the usual once the three periods hold it, as any campaign reported daily for three
   // weeks would be.
   const cap = factor * Math.max(usual, 1);
-  const bound = { cap, loud: Math.max(waveMin, Math.ceil(factor * cap - 1e-9)), learn: held(oldest) };
+  // Learning past the cap needs the oldest period to hold minDays days or more (a store 15 days old, its oldest period
+  // holding one day, learned a daily rise in that day).
+  const bound = { cap, loud: Math.max(waveMin, Math.ceil(factor * cap - 1e-9)), learn: held(oldest) && oldest.hours.length >= minDays * HOURS_A_DAY };
   /**
    * The bars of `usuals`' hours of the day (the lower of theirs for each) and how their failures fall within them:
    * each ten minutes' share of its hour (sharesOf), and each hour's part that moves from day to day — the typical day's
@@ -416,13 +408,31 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
   };
   let beforeUsual: Usual | null = null;
   let previousUsual: Usual | null = null;
+  /**
+   * A period's usual under the bound: its ten minutes in a wave (findWaves, any span length) against the bars of its own
+   * usual with only the hours past the cap that held `loud` on their own, or against the older period's bars, are the
+   * reported ones.
+   */
+  const boundedUsual = (period: { buckets: number[]; firstHour: number }, older: Usual | null): Usual => {
+    if (!bound.learn) return usualOf(period, older, factor, minDays, clock, bound);
+    const own = usualOf(period, older, factor, minDays, clock, bound);
+    const firstBucket = period.firstHour * BUCKETS_PER_HOUR;
+    const counts = new Map<number, BucketCount>();
+    period.buckets.forEach((n, j) => {
+      if (n > 0) counts.set(firstBucket + j, { bucket: firstBucket + j, type: "auth.login.failed", n, accounts: n, unknown: 0 });
+    });
+    const reported = new Set<number>();
+    for (const judge of older === null ? [own] : [own, older]) {
+      for (const w of findWaves(counts, firstBucket, firstBucket + period.buckets.length, barsOf([judge]).bars)) {
+        for (let b = w.first; b <= w.last; b++) reported.add(b - firstBucket);
+      }
+    }
+    return usualOf(period, older, factor, minDays, clock, { ...bound, reported });
+  };
   if (held(before)) {
-    // The oldest period's days were judged by bars of a period not read: its own, with only the hours that were waves
-    // on their own past the cap. Each later period's, by the usual of the period before it.
-    const oldestOwn = held(oldest) ? usualOf(oldest, null, factor, minDays, clock, bound) : null;
-    const oldestUsual = held(oldest) ? usualOf(oldest, null, factor, minDays, clock, { ...bound, bars: barsOf([oldestOwn!]).bars }) : null;
-    previousUsual = held(previous) ? usualOf(previous, oldestUsual, factor, minDays, clock, { ...bound, ...(oldestUsual === null ? {} : { bars: barsOf([oldestUsual]).bars }) }) : null;
-    beforeUsual = usualOf(before, previousUsual, factor, minDays, clock, { ...bound, ...(previousUsual === null ? {} : { bars: barsOf([previousUsual]).bars }) });
+    const oldestUsual = held(oldest) ? boundedUsual(oldest, null) : null;
+    previousUsual = held(previous) ? boundedUsual(previous, oldestUsual) : null;
+    beforeUsual = boundedUsual(before, previousUsual);
   }
   const judged = beforeUsual === null ? null : barsOf(previousUsual === null ? [beforeUsual] : [beforeUsual, previousUsual]);
   const usualByHourOfDay = judged?.usualByHourOfDay ?? Array.from({ length: HOURS_A_DAY }, () => windowMedian);
