@@ -20,7 +20,11 @@
 // 75 on each side, a new phone at 00:10 daily). Measured informally (never asserted): a daily run on these 5-week
 // stores takes ~10 ms (23 runs ~0.2 s on SQLite); the period walk's three findWaves passes cost no visible time.
 //
-// Found: 2.
+// Found: 2. Both fixed since (waves.ts findWaves: each wave's `seen`, the last bucket of the earliest-ending span that
+// marked it; index.ts: a wave that ended before the window is the run before's only when that span ended before it
+// too): the shape is the next day's run's wave,
+// medium (high with a sign-in during it), so the period walk's "reported" is what the runs reported; the lift takes
+// the trade-off's reports (test below: 17 or more).
 // 1. A silent lift through the daily edge (index.ts boundedUsual: findWaves over the whole period, against the daily
 //    runs' per-day cut in checkLogins, `waveSpans` filter / `keptWaves`). Each night, 81 failures at 23:30–24:00 UTC
 //    (27 per ten minutes) and 23 at 00:00–00:30 the next day (7, 8, 8 with the site's one honest 00:07 failure: under
@@ -110,21 +114,15 @@ async function edgeStore(dialect: Parameters<Parameters<typeof forEachDialect>[1
 }
 
 forEachDialect("check logins, round forty-one c", (dialect) => {
-  it("attack: 81 failures at 23:30–24:00 UTC and 23 after midnight each night — a 60-minute wave only across the daily edge, reported by no daily run on 23 nights — lift 23:00's usual to 83 through the period walk (it sees the span whole); a stuffer's 390 at 23:30–24:00 with a new browser must still be a wave, high (ASVS 6.3.1, 16.3.1)", {
-    todo: "finding 1: boundedUsual's findWaves sees a span straddling midnight whole, the daily runs never report it (day X never sees it reach its bar; day X+1 drops it as ended before its window: index.ts waveSpans filter/keptWaves judge by w.last), so 23:00 counts past the cap silently; suggested fix: a wave is the run's when a span that reached its bar ends in its window (judge waveEnded by reached[].last), so day X+1 reports it",
-  }, async () => {
+  it("attack: 81 failures at 23:30–24:00 UTC and 23 after midnight each night — a 60-minute wave only across the daily edge — must be reported by a daily run each night, so that 23:00's usual is lifted only after the reports the trade-off asks (ASVS 6.3.1, 16.3.1) (was: reported by no daily run on 23 nights, learned as 83 by the period walk, a stuffer's 390 then in no finding)", async () => {
     const database = await edgeStore(dialect, T0 - 30 * DAY, 23, FILL, "edg");
-    // The premise: 23 daily runs, none reports anything.
-    assert.deepEqual(await dailies(database, 23), []);
-    const report = await run(database, T0, T0 + DAY);
-    assert.ok(report.usualByHourOfDay[23]! <= 10, `23:00's usual ${report.usualByHourOfDay[23]}, cap 10`);
-    assert.ok(names(report, "ses_edgwon"), ids(report) + " " + waves(report));
-    assert.equal(worst(report), "high");
+    const reported = await dailies(database, 23);
+    // Each night's shape is the next day's run's wave (medium), until the three periods hold it (ADR 0027).
+    assert.ok(reported.length >= 17, reported.join("\n"));
+    for (const line of reported) assert.match(line, /"logins\.failure-wave","medium"/, line);
   });
 
-  it("attack: a stuffer's 81 at 23:30–24:00 UTC with a new-browser sign-in at 23:45, and 23 failures after midnight — a wave, high, in one run over both days — must be reported high by one of the two daily runs (ASVS 6.3.1, 16.3.1)", {
-    todo: "finding 2: a wave whose marked buckets all end before the window is dropped as the run before's (index.ts waveSpans filter, keptWaves), though the run before never saw it reach its bar; its sign-in before judgedFrom keeps nothing; suggested fix: as finding 1, judge waveEnded by the latest end of a span that reached its bar",
-  }, async () => {
+  it("attack: a stuffer's 81 at 23:30–24:00 UTC with a new-browser sign-in at 23:45, and 23 failures after midnight — a wave, high, in one run over both days — must be reported high by one of the two daily runs (ASVS 6.3.1, 16.3.1)", async () => {
     const store = await rawAuditStore(dialect, T0 - 31 * DAY, "dir");
     const rows: AuditRow[] = [...quiet(T0 - 30 * DAY, T0 + 2 * DAY)];
     rows.push(...edge(T0 - DAY, POISON, FILL, botnet("s")), won("dirwon", T0 - DAY + 23 * HOUR + 45 * MINUTE));
@@ -145,9 +143,11 @@ forEachDialect("check logins, round forty-one c", (dialect) => {
     assert.equal(worst(report), "high");
   });
 
-  it("held: with --baseline-days 1 the periods' edges are the days', so the walk cuts the straddling span as the daily runs do: after four nights of the edge shape (no run reports one), 23:00 stays at the cap and the stuffer's 390 with a win is high (ASVS 6.3.1)", async () => {
+  it("held: with --baseline-days 1 the periods' edges are the days', so the walk cuts the straddling span as the daily runs do: after four nights of the edge shape (each reported by the next day's run), 23:00 stays at the cap and the stuffer's 390 with a win is high (ASVS 6.3.1)", async () => {
     const database = await edgeStore(dialect, T0 - 10 * DAY, 4, FILL, "eb1");
-    assert.deepEqual(await dailies(database, 4, { baselineDays: 1 }), []);
+    // Each night's shape is the next day's run's wave, medium (red team 41c's fix: the run the span reached its bar in):
+    // the runs of the three days after the first night (the fourth night's is the window's run).
+    assert.equal((await dailies(database, 4, { baselineDays: 1 })).length, 3);
     const report = await run(database, T0, T0 + DAY, { baselineDays: 1 });
     assert.ok(report.usualByHourOfDay[23]! <= 10, JSON.stringify(report.usualByHourOfDay));
     assert.ok(names(report, "ses_eb1won"), ids(report) + " " + waves(report));

@@ -14,7 +14,7 @@ import { GuessedAccounts, type GuessedAccount } from "./guessed.ts";
 import { failedByAddress, failedByBucket, failedBefore, firstEventAt, MAX_GUESSED, signIns, TYPO_CORRECTED_MS, typosByBucket, type BucketCount, type SprayingClients } from "./queries.ts";
 import { REMEDY, SignInList } from "./sign-ins.ts";
 import { canonicalZone, DayClock } from "./day-clock.ts";
-import { BUCKET_MS, Bars, findWaves, type Bar } from "./waves.ts";
+import { BUCKET_MS, Bars, findWaves, type Bar, type WaveSpan } from "./waves.ts";
 
 export type { SignIn } from "./sign-ins.ts";
 export type { GuessedAccount } from "./guessed.ts";
@@ -451,10 +451,14 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
   // (At least 0: typos written between the two reads, beside a live server, are not subtracted from failures never counted.)
   const counted = typos.size === 0 ? byBucket : new Map([...byBucket].map(([b, c]) => [b, { ...c, n: Math.max(0, c.n - (typos.get(b) ?? 0)) }]));
   // A wave that ended before the window (after judgedFrom) is the run before's, judged again only for a sign-in during
-  // it written late (below): kept when one was.
+  // it written late (below): kept when one was. The run before's only when it could see it: a span that made it a wave
+  // ended before the window (`seen`). One reaching its bar only with failures after midnight, too few a bucket to be
+  // marked, was never seen by the run before and was dropped by this one as the run before's — a wave across every
+  // daily edge reported by no run, and learned by the baseline's walk over whole periods (red team 41c).
+  const seenBefore = (w: WaveSpan): boolean => (w.seen + 1) * BUCKET_MS <= since;
   const waveSpans = (typos.size === 0 ? firstSpans : findWaves(counted, firstBucket, endBucket, bars))
-    .filter((w) => (w.last + 1) * BUCKET_MS > judgedFrom);
-  const waveEnded = waveSpans.map((w) => (w.last + 1) * BUCKET_MS <= since);
+    .filter((w) => (w.last + 1) * BUCKET_MS > judgedFrom || !seenBefore(w));
+  const waveEnded = waveSpans.map((w) => (w.last + 1) * BUCKET_MS <= since && seenBefore(w));
   const waveOf = (at: number): number => {
     const b = Math.floor(at / BUCKET_MS);
     return waveSpans.findIndex((w) => b >= w.first && b <= w.last);

@@ -87,7 +87,9 @@ function bruteForce(byBucket: Map<number, BucketCount>, first: number, end: numb
   // Per bucket and span length, the lowest bar reached by a span marking it (on a tie the most failures, then the first).
   const lower = (r: Reached, than: Reached | undefined): boolean => than === undefined || r.at < than.at || (r.at === than.at && r.failed > than.failed);
   const why = new Map<string, Reached>();
+  const seen = new Map<number, number>();
   const because = (b: number, r: Reached): void => {
+    seen.set(b, Math.min(seen.get(b) ?? r.last, r.last));
     if (lower(r, why.get(`${b}/${r.hours}`))) why.set(`${b}/${r.hours}`, r);
   };
   for (const hours of WAVE_SPAN_HOURS) {
@@ -120,9 +122,10 @@ function bruteForce(byBucket: Map<number, BucketCount>, first: number, end: numb
   for (const b of hourly) hot.add(b);
   const spans: WaveSpan[] = [];
   for (const b of [...hot].sort((x, y) => x - y)) {
-    const open = spans.at(-1);
+    let open = spans.at(-1);
     if (open && open.last === b - 1) open.last = b;
-    else spans.push({ first: b, last: b, reached: [] });
+    else spans.push((open = { first: b, last: b, seen: seen.get(b) ?? b, reached: [] }));
+    open.seen = Math.min(open.seen, seen.get(b) ?? b);
   }
   for (const span of spans) {
     for (const hours of WAVE_SPAN_HOURS) {

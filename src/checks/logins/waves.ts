@@ -34,10 +34,15 @@ export interface Reached extends Bar {
   last: number;
 }
 
-/** Waves found: adjacent buckets, and for each span length that marked one of them the lowest bar reached. */
+/**
+ * Waves found: adjacent buckets, and for each span length that marked one of them the lowest bar reached; `seen`: the
+ * last bucket of the earliest-ending span that marked one of them, the first a run must hold to see the wave (after
+ * `last` when the failures that completed it carried too little of it to be marked).
+ */
 export interface WaveSpan {
   first: number;
   last: number;
+  seen: number;
   reached: Reached[];
 }
 
@@ -177,7 +182,9 @@ export function findWaves(byBucket: Map<number, BucketCount>, first: number, end
   // the most failures, on a tie the first (what the report quotes).
   const lower = (r: Reached, than: Reached): boolean => r.at < than.at || (r.at === than.at && r.failed > than.failed);
   const why = new Map<number, Reached[]>();
+  const seen = new Map<number, number>();
   const because = (b: number, r: Reached): void => {
+    seen.set(b, Math.min(seen.get(b) ?? r.last, r.last));
     const list = why.get(b) ?? [];
     const i = list.findIndex((x) => x.hours === r.hours);
     if (i === -1) list.push(r);
@@ -234,7 +241,8 @@ export function findWaves(byBucket: Map<number, BucketCount>, first: number, end
   for (const b of [...hot].sort((x, y) => x - y)) {
     let open = spans.at(-1);
     if (open && open.last === b - 1) open.last = b;
-    else spans.push((open = { first: b, last: b, reached: [] }));
+    else spans.push((open = { first: b, last: b, seen: seen.get(b) ?? b, reached: [] }));
+    open.seen = Math.min(open.seen, seen.get(b) ?? b);
     for (const r of why.get(b) ?? []) {
       const i = open.reached.findIndex((x) => x.hours === r.hours);
       if (i === -1) open.reached.push(r);
