@@ -72,10 +72,9 @@
 //   team 41's DST tests stand).
 import assert from "node:assert/strict";
 import { it } from "node:test";
-import type { LoginsReport } from "../src/checks/logins/index.ts";
 import { botnet, quietHours as quiet, rawAuditStore, signInRow as signIn, spread, typo, type AuditRow } from "./helpers/audit-rows.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
-import { byTime, ids, names, runLogins as run, worst } from "./helpers/logins-reports.ts";
+import { byTime, ids, names, runLogins as run, worst, wavesLine as waves, wonRow as won, burstRows as burst } from "./helpers/logins-reports.ts";
 import type { Database } from "../src/store/database.ts";
 
 const MINUTE = 60_000;
@@ -84,11 +83,6 @@ const DAY = 24 * HOUR;
 /** Midnight UTC, Monday 11 January 2027. */
 const T0 = Date.UTC(2027, 0, 11);
 
-const waves = (r: LoginsReport): string => JSON.stringify(r.waves.map((w) => [w.from, w.to, w.failed, w.bars.map((b) => [b.hours, b.at, b.failed])]));
-/** A sign-in from a browser new to its account, no failure before it. */
-const won = (tag: string, at: number): AuditRow => signIn(`usr_${tag}`, at, "172.30.9.9", { newDevice: true, failuresBefore: 0, session: `ses_${tag}` });
-/** `n` failures in the 10 minutes from `at`, one per account and address (no other rule sees them). */
-const burst = (at: number, n: number, one: (at: number) => AuditRow): AuditRow[] => Array.from({ length: n }, (_, j) => one(at + 10_000 + Math.floor((j * (9 * MINUTE)) / n)));
 /** The daily runs of the days `T0 - k` for k from `from` down to 1: the severities each reported. */
 async function dailies(database: Database, from: number, options: { baselineDays?: number } = {}): Promise<string[][]> {
   const out: string[][] = [];

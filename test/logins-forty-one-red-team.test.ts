@@ -67,10 +67,9 @@
 //   zone's hours, as a local rush did in UTC's (one zone for both; no regression from the UTC default).
 import assert from "node:assert/strict";
 import { it } from "node:test";
-import type { LoginsReport } from "../src/checks/logins/index.ts";
 import { botnet, quietHours as quiet, rawAuditStore, signInRow as signIn, spread, type AuditRow } from "./helpers/audit-rows.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
-import { byTime, ids, names, runLogins as run, worst } from "./helpers/logins-reports.ts";
+import { byTime, ids, names, runLogins as run, worst, wavesLine as waves, wonRow as won, burstRows as burst } from "./helpers/logins-reports.ts";
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -80,11 +79,6 @@ const T0 = Date.UTC(2027, 0, 11);
 /** Europe/Berlin goes back to winter time at 01:00 UTC on Sunday 31 October 2027: 02:00–03:00 local comes twice. */
 const AUTUMN = Date.UTC(2027, 9, 31);
 
-const waves = (r: LoginsReport): string => JSON.stringify(r.waves.map((w) => [w.from, w.to, w.failed, w.bars.map((b) => [b.hours, b.at, b.failed])]));
-/** A sign-in from a browser new to its account, no failure before it. */
-const won = (tag: string, at: number): AuditRow => signIn(`usr_${tag}`, at, "172.30.9.9", { newDevice: true, failuresBefore: 0, session: `ses_${tag}` });
-/** `n` failures in the 10 minutes from `at`, one per account and address (no other rule sees them). */
-const burst = (at: number, n: number, one: (at: number) => AuditRow): AuditRow[] => Array.from({ length: n }, (_, j) => one(at + 10_000 + Math.floor((j * (9 * MINUTE)) / n)));
 
 forEachDialect("check logins, round forty-one", (dialect) => {
   it("attack: an honest daily rush learned as its hour's usual (150 at 09:00 UTC, nights 2) makes the hour before it 'loud' every day, so 78 failures at 08:00–08:30 daily for three weeks — no run reports a thing — lift 08:00's usual past the cap (10, to 80 under 5fb8ecf); a stuffer then running 390 at 08:00–08:30 with a win must still be a wave, high (ASVS 6.3.1, 16.3.1)", async () => {
