@@ -20,6 +20,9 @@
 // 75 on each side, a new phone at 00:10 daily). Measured informally (never asserted): a daily run on these 5-week
 // stores takes ~10 ms (23 runs ~0.2 s on SQLite); the period walk's three findWaves passes cost no visible time.
 //
+// Found after the round, by the session (todo, last test): a learned peak loud in neither of its hours counts as the
+// cap in a period's own bars, so poison beside it reaches them with the peak's edge while no daily run reports it
+// (07:00 learned as 82 from 80 a day at 07:40–08:00). Open.
 // Found: 2. Both fixed since (waves.ts findWaves: each wave's `seen`, the last bucket of the earliest-ending span that
 // marked it; index.ts: a wave that ended before the window is the run before's only when that span ended before it
 // too): the shape is the next day's run's wave,
@@ -162,5 +165,29 @@ forEachDialect("check logins, round forty-one c", (dialect) => {
       assert.deepEqual(report.waves, [], `${new Date(T0 - k * DAY).toISOString()}: ${ids(report)} ${waves(report)}`);
       assert.deepEqual([report.usualByHourOfDay[23], report.usualByHourOfDay[0]], [77, 77]);
     }
+  });
+
+  it("attack (found after the round, by the session): beside a learned peak that is loud in neither of its hours (60 at 08:30–09:00 and 60 at 09:00–09:30 daily, learned as 62 and 62), 80 failures at 07:40–08:00 daily for three weeks reach the bars of the period's own usual (where that peak counts only as the cap) with the peak's first ten minutes, and are reported by no daily run (whose bars hold the peak); 07:00's usual must stay at the cap and a stuffer's 390 at 07:00–07:40 with a win must be high (ASVS 6.3.1, 16.3.1)", {
+    todo: "finding (session 41): index.ts boundedUsual judges a period's hours by its own bars with only own-loud hours past the cap, so a learned peak that is not loud on its own (a straddle, or a rush reported as a 6-hour wave) counts there as the cap, and 60 minutes holding poison beside it plus the peak's edge reach those bars while the daily runs' bars (the learned peak) are above them: the poisoned hour counts in full, unreported, up to loud. Fix: keep in the own bars the hours the older period learned past the cap (so they raise, never lower, a bar), and keep counting such a peak by its own waves against bars that cap only its own hour",
+  }, async () => {
+    const store = await rawAuditStore(dialect, T0 - 50 * DAY, "nxt");
+    const rows: AuditRow[] = [...quiet(T0 - 45 * DAY, T0 + DAY)];
+    const peak = botnet("pk", true);
+    const poison = botnet("po", true);
+    for (let k = 45; k >= 0; k--) {
+      const day = T0 - k * DAY;
+      for (const m of [30, 40, 50, 60, 70, 80]) rows.push(...burst(day + 8 * HOUR + m * MINUTE, 20, peak));
+      if (k >= 1 && k <= 22) for (const m of [40, 50]) rows.push(...burst(day + 7 * HOUR + m * MINUTE, 40, poison));
+    }
+    const stuff = botnet("s");
+    for (const m of [0, 10, 20]) rows.push(...burst(T0 + 7 * HOUR + m * MINUTE, 130, stuff));
+    rows.push(won("nxtwon", T0 + 7 * HOUR + 15 * MINUTE));
+    await store.insert(byTime(rows));
+    // The premise: the peak is learned before the poison starts, and no daily run while it runs reports a thing.
+    assert.deepEqual(await dailies(store.database, 21), []);
+    const report = await run(store.database, T0, T0 + DAY);
+    assert.ok(report.usualByHourOfDay[7]! <= 10, `07:00's usual ${report.usualByHourOfDay[7]}: ${JSON.stringify(report.usualByHourOfDay)}`);
+    assert.ok(names(report, "ses_nxtwon"), ids(report) + " " + waves(report));
+    assert.equal(worst(report), "high");
   });
 });
