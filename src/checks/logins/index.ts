@@ -191,6 +191,9 @@ const medianOfHours = (counts: Iterable<number>, hours: number): number => {
   return k < zeros ? 0 : (sorted[k - zeros] ?? 0);
 };
 
+/** A baseline period's failures per ten minutes from the hour `firstHour` (failedBefore). */
+type Period = { buckets: number[]; firstHour: number };
+
 /**
  * A period's usual: the median of the hours kept, and of each hour of the day (the clock's), by HOURS_A_DAY index (null
  * for an hour of the day no period held: a store younger than its periods); and, for each of the day's ten-minute
@@ -239,7 +242,7 @@ interface Bound {
  * older usual stands. With `bound`, each hour's count toward its hour of the day's median is bounded as Bound says.
  * Also each hour of the day's busiest ten minutes' part of it, one number a day it held failures (`peaks`).
  */
-function usualOf(period: { buckets: number[]; firstHour: number }, older: Usual | null, factor: number, minDays: number, clock: DayClock, bound?: Bound): Usual {
+function usualOf(period: Period, older: Usual | null, factor: number, minDays: number, clock: DayClock, bound?: Bound): Usual {
   const byHour: number[][] = Array.from({ length: HOURS_A_DAY }, () => []);
   const peaks: number[][] = Array.from({ length: HOURS_A_DAY }, () => []);
   const byBucketOfDay = Array.from({ length: HOURS_A_DAY * BUCKETS_PER_HOUR }, () => 0);
@@ -258,7 +261,6 @@ function usualOf(period: { buckets: number[]; firstHour: number }, older: Usual 
   for (let first = 0; first < buckets.length; ) {
     const local = clock.local(firstBucket + first);
     const hour = Math.floor(local / BUCKETS_PER_HOUR);
-    const offset = local - (firstBucket + first);
     let last = first;
     while (last + 1 < buckets.length && clock.local(firstBucket + last + 1) === local + (last + 1 - first) && Math.floor((local + last + 1 - first) / BUCKETS_PER_HOUR) === hour) last++;
     let n = 0;
@@ -273,7 +275,8 @@ function usualOf(period: { buckets: number[]; firstHour: number }, older: Usual 
       byHour[hourOfDay]!.push(counted(n, first, last));
       kept.push(n);
       if (n > 0) peaks[hourOfDay]!.push(busiest / n);
-      for (let j = first; j <= last; j++) byBucketOfDay[firstBucket + j + offset - hour * BUCKETS_PER_HOUR + hourOfDay * BUCKETS_PER_HOUR]! += buckets[j]!;
+      // Bucket j is (local + j - first) in the zone's time: its place within the hour, in its hour of the day.
+      for (let j = first; j <= last; j++) byBucketOfDay[hourOfDay * BUCKETS_PER_HOUR + local + j - first - hour * BUCKETS_PER_HOUR]! += buckets[j]!;
     }
     first = last + 1;
   }
@@ -368,13 +371,15 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
   const minDays = Math.min(MIN_DAYS_AN_HOUR, options.baselineDays);
   const held = (p: { hours: number[] } | null): p is NonNullable<typeof p> => p !== null && p.hours.length > 0;
   const { waveFactor: factor, waveMin } = options;
-  const [beforeMedian, previousMedian] = (() => {
-    const oldestUsual = held(oldest) ? usualOf(oldest, null, factor, minDays, clock) : null;
-    const previousUsual = held(previous) ? usualOf(previous, oldestUsual, factor, minDays, clock) : null;
-    return [held(before) ? usualOf(before, previousUsual, factor, minDays, clock) : null, previousUsual];
-  })();
-  const usual = beforeMedian != null ? Math.min(beforeMedian.median, previousMedian?.median ?? Infinity) : windowMedian;
-  const usualFrom = beforeMedian != null ? "before-window" : "window";
+  /** The usual of the periods held, oldest first, each judged by `usualOfPeriod` against the one before it: [before, previous]. */
+  const periods = (usualOfPeriod: (period: Period, older: Usual | null) => Usual): [Usual | null, Usual | null] => {
+    const oldestUsual = held(oldest) ? usualOfPeriod(oldest, null) : null;
+    const previousUsual = held(previous) ? usualOfPeriod(previous, oldestUsual) : null;
+    return [held(before) ? usualOfPeriod(before, previousUsual) : null, previousUsual];
+  };
+  const [beforeMedian, previousMedian] = periods((period, older) => usualOf(period, older, factor, minDays, clock));
+  const usual = beforeMedian !== null ? Math.min(beforeMedian.median, previousMedian?.median ?? Infinity) : windowMedian;
+  const usualFrom = beforeMedian !== null ? "before-window" : "window";
   // The bars are each hour of the day's (in --time-zone, UTC by default): the lower of the two periods' usual for that
   // hour, or their median hour where a period did not hold it on MIN_DAYS_AN_HOUR days (a store younger than its
   // periods). One usual hour for the whole day judged a site busy by day at night by its day's rate (a stuffer at 70
@@ -406,14 +411,12 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
     });
     return { bars: new Bars(usualByHourOfDay, factor, waveMin, { shares, moving, clock }), usualByHourOfDay, shares };
   };
-  let beforeUsual: Usual | null = null;
-  let previousUsual: Usual | null = null;
   /**
    * A period's usual under the bound: its ten minutes in a wave (findWaves, any span length) against the bars of its own
    * usual with only the hours past the cap that held `loud` on their own, or against the older period's bars, are the
    * reported ones.
    */
-  const boundedUsual = (period: { buckets: number[]; firstHour: number }, older: Usual | null): Usual => {
+  const boundedUsual = (period: Period, older: Usual | null): Usual => {
     if (!bound.learn) return usualOf(period, older, factor, minDays, clock, bound);
     const own = usualOf(period, older, factor, minDays, clock, bound);
     const firstBucket = period.firstHour * BUCKETS_PER_HOUR;
@@ -429,11 +432,7 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
     }
     return usualOf(period, older, factor, minDays, clock, { ...bound, reported });
   };
-  if (held(before)) {
-    const oldestUsual = held(oldest) ? boundedUsual(oldest, null) : null;
-    previousUsual = held(previous) ? boundedUsual(previous, oldestUsual) : null;
-    beforeUsual = boundedUsual(before, previousUsual);
-  }
+  const [beforeUsual, previousUsual] = periods(boundedUsual);
   const judged = beforeUsual === null ? null : barsOf(previousUsual === null ? [beforeUsual] : [beforeUsual, previousUsual]);
   const usualByHourOfDay = judged?.usualByHourOfDay ?? Array.from({ length: HOURS_A_DAY }, () => windowMedian);
   const shares = judged?.shares ?? Array.from({ length: HOURS_A_DAY * BUCKETS_PER_HOUR }, () => 1 / BUCKETS_PER_HOUR);
